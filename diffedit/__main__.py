@@ -1,0 +1,81 @@
+"""The `diffedit` command: the editor by default, plus sub-commands for scripts.
+
+Only argparse and the command's own module are imported up front, so `--help` and `--version` stay
+instant; torch, diffusers and Qt load only in the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from diffedit import __version__
+
+COMMANDS: dict[str, str] = {
+    "gui": "open the editor (the default when no command is given)",
+    "export": "flatten an image or .ora document to PNG, JPEG or WebP",
+}
+
+
+def _top_parser() -> argparse.ArgumentParser:
+    epilog = "commands:\n" + "\n".join(f"  {name:<10} {text}" for name, text in COMMANDS.items())
+    epilog += "\n\nRun 'diffedit COMMAND --help' for a command's options."
+    parser = argparse.ArgumentParser(
+        prog="diffedit",
+        description="DiffEdit: an image editor for diffusion models. With no command, opens the editor "
+        "with the given files.",
+        epilog=epilog,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"diffedit {__version__}")
+    parser.add_argument("files", nargs="*", help="images or .ora documents to open in the editor")
+    return parser
+
+
+def _gui(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="diffedit gui", description=COMMANDS["gui"])
+    parser.add_argument("files", nargs="*", help="images or .ora documents to open")
+    args = parser.parse_args(argv)
+    from diffedit.qt.app import run_editor
+
+    return run_editor(args.files)
+
+
+def _export(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="diffedit export",
+        description="Flatten IN (PNG, JPEG, WebP, TIFF, BMP or .ora) and write OUT in the format its extension names.",
+    )
+    parser.add_argument("input", metavar="IN")
+    parser.add_argument("output", metavar="OUT")
+    parser.add_argument("--max-pixels", type=int, default=None, help="refuse images with more pixels than this")
+    args = parser.parse_args(argv)
+    from diffedit.document.imagefiles import DEFAULT_MAX_PIXELS, ImageFileError
+    from diffedit.document.io import export_image, open_document
+
+    try:
+        opened = open_document(args.input, args.max_pixels or DEFAULT_MAX_PIXELS)
+        for note in opened.notes:
+            print(f"note: {note}", file=sys.stderr)
+        out = export_image(opened.document, args.output)
+    except ImageFileError as exc:
+        print(f"diffedit export: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} ({opened.document.width}x{opened.document.height})")
+    return 0
+
+
+HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {"gui": _gui, "export": _export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in HANDLERS:
+        return HANDLERS[args[0]](args[1:])
+    top = _top_parser().parse_args(args)
+    return _gui(top.files)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
