@@ -58,8 +58,10 @@ class StackCommand(Command):
 
     @property
     def nbytes(self) -> int:
-        added = set(map(id, self.after)) ^ set(map(id, self.before))
-        return sum(la.surface.nbytes for la in self.before + self.after if id(la) in added)
+        """Pixels of the layers only this step keeps alive (those not in the document now)."""
+        live = set(map(id, self.doc.layers))
+        kept = {id(la): la for la in self.before + self.after if id(la) not in live}
+        return sum(la.surface.nbytes for la in kept.values())
 
 
 class PropertyCommand(Command):
@@ -161,7 +163,9 @@ class Document:
     def _stack(self, text: str, after: list[Layer], active: Layer | None) -> None:
         self.history.execute(StackCommand(self, text, after, active))
 
-    def add_layer(self, layer: Layer | None = None, index: int | None = None, name: str | None = None) -> Layer:
+    def add_layer(
+        self, layer: Layer | None = None, index: int | None = None, name: str | None = None, activate: bool = True
+    ) -> Layer:
         """Add a layer (a new empty raster layer by default) above the active one, or at `index`."""
         if layer is None:
             layer = RasterLayer.empty(self.width, self.height, self.unique_name(name or "Layer"))
@@ -171,7 +175,7 @@ class Document:
             index = self.index_of(self.active) + 1 if self.active is not None else len(self.layers)
         after = list(self.layers)
         after.insert(index, layer)
-        self._stack(f"Add {layer.name}", after, layer)
+        self._stack(f"Add {layer.name}", after, layer if activate or self.active is None else self.active)
         return layer
 
     def add_raster(self, pixels: np.ndarray, name: str = "Layer", offset: tuple[int, int] = (0, 0)) -> RasterLayer:
@@ -372,7 +376,5 @@ class Document:
         mask = self.inpaint_mask
         if mask is None:
             mask = MaskLayer.empty(self.width, self.height, "Inpaint mask", role="inpaint")
-            active = self.active
-            self.add_layer(mask, index=len(self.layers))
-            self.set_active(active if active is not None else mask)
+            self.add_layer(mask, index=len(self.layers), activate=False)
         return mask
