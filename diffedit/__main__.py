@@ -15,6 +15,11 @@ from diffedit import __version__
 COMMANDS: dict[str, str] = {
     "gui": "open the editor (the default when no command is given)",
     "export": "flatten an image or .ora document to PNG, JPEG or WebP",
+    "run": "run a task (generate, inpaint, restore...) on an image from the command line",
+    "tasks": "list the tasks the installed plugins offer",
+    "samplers": "list the samplers the installed plugins offer",
+    "models": "create and inspect checkpoint folders (models new, models info)",
+    "plugins": "list, enable and disable plugins",
 }
 
 
@@ -42,6 +47,11 @@ def _gui(argv: Sequence[str]) -> int:
     return run_editor(args.files)
 
 
+def _one_line(text: str) -> str:
+    """Error reasons go to stderr as a single line, whatever a library put in the message."""
+    return " ".join(text.splitlines())
+
+
 def _export(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="diffedit export",
@@ -51,22 +61,46 @@ def _export(argv: Sequence[str]) -> int:
     parser.add_argument("output", metavar="OUT")
     parser.add_argument("--max-pixels", type=int, default=None, help="refuse images with more pixels than this")
     args = parser.parse_args(argv)
-    from diffedit.document.imagefiles import DEFAULT_MAX_PIXELS, ImageFileError
+    from diffedit.document.imagefiles import DEFAULT_MAX_PIXELS, ImageFileError, export_format
     from diffedit.document.io import export_image, open_document
 
     try:
+        export_format(args.output)  # a bad OUT name fails before IN is decoded
         opened = open_document(args.input, args.max_pixels or DEFAULT_MAX_PIXELS)
         for note in opened.notes:
             print(f"note: {note}", file=sys.stderr)
         out = export_image(opened.document, args.output)
     except ImageFileError as exc:
-        print(f"diffedit export: error: {exc}", file=sys.stderr)
+        print(f"diffedit export: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # writing OUT failed: no permission, no space, a folder in the way...
+        reason = _one_line(f"could not write '{args.output}': {exc.strerror or exc}")
+        print(f"diffedit export: error: {reason}", file=sys.stderr)
         return 1
     print(f"wrote {out} ({opened.document.width}x{opened.document.height})")
     return 0
 
 
-HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {"gui": _gui, "export": _export}
+def _lazy(module: str, func: str) -> Callable[[Sequence[str]], int]:
+    """A handler that imports its command module only when that command runs."""
+
+    def handler(argv: Sequence[str]) -> int:
+        import importlib
+
+        return int(getattr(importlib.import_module(module), func)(argv))
+
+    return handler
+
+
+HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
+    "gui": _gui,
+    "export": _export,
+    "run": _lazy("diffedit.commands.run", "main"),
+    "tasks": _lazy("diffedit.commands.plugins", "tasks_main"),
+    "samplers": _lazy("diffedit.commands.plugins", "samplers_main"),
+    "models": _lazy("diffedit.commands.models", "main"),
+    "plugins": _lazy("diffedit.commands.plugins", "plugins_main"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

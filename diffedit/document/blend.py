@@ -80,39 +80,42 @@ BLEND_FUNCTIONS: dict[BlendMode, Callable[[np.ndarray, np.ndarray], np.ndarray]]
     BlendMode.ADD: lambda cb, cs: np.minimum(1.0, cb + cs),
 }
 
-def composite_onto(acc: np.ndarray, src: np.ndarray, opacity: float, mode: BlendMode) -> None:
+def composite_onto(acc: np.ndarray, src: np.ndarray, opacity: float, mode: BlendMode, first: bool = False) -> None:
     """Composite straight-alpha uint8 pixels `src` (h, w, 4) onto `acc`, in place.
 
-    `acc` is premultiplied float32 in planar layout (4, h, w), so that per-pixel alpha broadcasts
-    over contiguous colour planes. Implements co = cs' * as + cb * ab * (1 - as) with
-    cs' = (1 - ab) * Cs + ab * B(Cb, Cs), and ao = as + ab * (1 - as).
+    `acc` is planar (4, h, w) float32: premultiplied colour in 0..255 and alpha in 0..1, so that
+    per-pixel alpha broadcasts over contiguous colour planes and no colour needs rescaling.
+    Implements co = cs' * as + cb * ab * (1 - as) with cs' = (1 - ab) * Cs + ab * B(Cb, Cs), and
+    ao = as + ab * (1 - as). `first` says `acc` is still empty, where every mode reduces to a copy.
     """
     s = src.transpose(2, 0, 1).astype(np.float32, order="C")
     alpha_s = s[3]
     alpha_s *= np.float32(opacity / 255)
     cs = s[:3]
-    if mode is BlendMode.NORMAL:
-        cs *= alpha_s * np.float32(1 / 255)
-    else:
+    if first:
+        np.multiply(cs, alpha_s, out=acc[:3])
+        acc[3] = alpha_s
+        return
+    if mode is not BlendMode.NORMAL:
         cs *= np.float32(1 / 255)
         alpha_b = acc[3]
         cb = np.zeros_like(cs)
-        np.divide(acc[:3], alpha_b, out=cb, where=alpha_b > 0)
+        np.divide(acc[:3], alpha_b * np.float32(255), out=cb, where=alpha_b > 0)
         mixed = BLEND_FUNCTIONS[mode](cb, cs)
         cs += alpha_b * (mixed - cs)  # (1 - ab) * Cs + ab * B
-        cs *= alpha_s
+        cs *= np.float32(255)
+    cs *= alpha_s
     acc *= 1 - alpha_s
     acc[:3] += cs
     acc[3] += alpha_s
 
 
 def unpremultiply_to_uint8(acc: np.ndarray) -> np.ndarray:
-    """Turn a planar premultiplied float32 accumulator (4, h, w) into straight uint8 (h, w, 4)."""
+    """Turn a planar premultiplied accumulator (4, h, w) into straight-alpha uint8 (h, w, 4)."""
     alpha = acc[3]
     scaled = np.zeros(acc.shape, np.float32)
     np.divide(acc[:3], alpha, out=scaled[:3], where=alpha > 0)
-    scaled[:3] *= 255
-    scaled[3] = alpha * 255
+    np.multiply(alpha, np.float32(255), out=scaled[3])
     scaled += 0.5
     np.clip(scaled, 0, 255, out=scaled)
     return scaled.astype(np.uint8).transpose(1, 2, 0)

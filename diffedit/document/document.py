@@ -17,6 +17,7 @@ from diffedit.document.blend import BlendMode
 from diffedit.document.geometry import Rect
 from diffedit.document.history import Command, History, TileRecorder
 from diffedit.document.layers import LAYER_PROPERTIES, Layer, MaskLayer, RasterLayer
+from diffedit.document.projection import Projection
 from diffedit.document.tiles import TiledSurface
 from diffedit.events import Signal
 
@@ -102,6 +103,7 @@ class Document:
         self.events = DocumentEvents()
         self.history = History() if history_limit is None else History(history_limit)
         self.metadata: dict[str, Any] = {}
+        self.projection = Projection()
 
     # -- basics ------------------------------------------------------------------------------
     @property
@@ -147,8 +149,11 @@ class Document:
         self.active = layer
 
     def composite(self, rect: Rect | None = None) -> np.ndarray:
-        """Straight-alpha RGBA uint8 of the visible raster layers, whole or for one rectangle."""
-        return compositor.composite(self.layers, self.bounds if rect is None else rect)
+        """Straight-alpha RGBA uint8 of the visible raster layers, whole or for one rectangle.
+
+        Whole tiles are served from the projection cache; pieces of tiles are composited directly.
+        """
+        return self.projection.composite(self.layers, self.bounds if rect is None else rect, self.bounds)
 
     def unique_name(self, base: str) -> str:
         names = {la.name for la in self.layers}

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import itertools
+
 import numpy as np
 
 from diffedit.document.geometry import Rect
 
 TILE_SIZE = 256
 TileKey = tuple[int, int]
+_surface_ids = itertools.count(1)
 
 
 class TiledSurface:
@@ -28,6 +31,10 @@ class TiledSurface:
         self.tile_size = tile_size
         self.tiles: dict[TileKey, np.ndarray] = {}
         self._opaque: dict[TileKey, bool] = {}
+        self._content: dict[TileKey, tuple[int, int, int, int] | None] = {}
+        self._versions: dict[TileKey, int] = {}
+        self.uid = next(_surface_ids)
+        self.epoch = 0  # bumped by clear(), which touches every tile at once
 
     # -- geometry -------------------------------------------------------------------------
     @property
@@ -49,9 +56,18 @@ class TiledSurface:
         """The stored tile (tile_size x tile_size x channels) or None when it is empty."""
         return self.tiles.get(key)
 
+    def _invalidate(self, key: TileKey) -> None:
+        self._opaque.pop(key, None)
+        self._content.pop(key, None)
+        self._versions[key] = self._versions.get(key, 0) + 1
+
+    def tile_version(self, key: TileKey) -> int:
+        """A number that changes whenever the tile may have changed (for caches built on it)."""
+        return self._versions.get(key, 0)
+
     def writable_tile(self, key: TileKey) -> np.ndarray:
         """The tile for in-place writing, created empty when missing."""
-        self._opaque.pop(key, None)
+        self._invalidate(key)
         tile = self.tiles.get(key)
         if tile is None:
             s = self.tile_size
@@ -61,7 +77,7 @@ class TiledSurface:
 
     def set_tile(self, key: TileKey, tile: np.ndarray | None) -> None:
         """Replace a tile wholesale (None removes it); used by undo."""
-        self._opaque.pop(key, None)
+        self._invalidate(key)
         if tile is None:
             self.tiles.pop(key, None)
         else:
@@ -76,6 +92,21 @@ class TiledSurface:
             cached = tile is not None and bool(tile[: r.h, : r.w, -1].min() == 255)
             self._opaque[key] = cached
         return cached
+
+    def tile_content_box(self, key: TileKey) -> tuple[int, int, int, int] | None:
+        """(y0, y1, x0, x1) of the tile's non-zero pixels (last channel), None when empty (cached)."""
+        if key in self._content:
+            return self._content[key]
+        tile = self.tiles.get(key)
+        box = None
+        if tile is not None:
+            alpha = tile[..., -1]
+            rows = np.flatnonzero(alpha.any(axis=1))
+            if rows.size:
+                cols = np.flatnonzero(alpha[rows[0] : rows[-1] + 1].any(axis=0))
+                box = (int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1)
+        self._content[key] = box
+        return box
 
     def drop_empty_tiles(self, keys: Iterator[TileKey] | None = None) -> None:
         """Free tiles that hold only zeros, so cleared areas cost nothing again."""
@@ -137,6 +168,8 @@ class TiledSurface:
     def clear(self) -> None:
         self.tiles.clear()
         self._opaque.clear()
+        self._content.clear()
+        self.epoch += 1
 
     def to_array(self) -> np.ndarray:
         return self.read(self.bounds)

@@ -142,3 +142,31 @@ def test_layer_offsets_place_pixels_in_document_coordinates() -> None:
     out = doc.composite()
     assert (out[95:, :5] == [0, 255, 0, 255]).all()
     assert out[:95].sum() == 0 and out[95:, 5:].sum() == 0
+
+
+def test_the_projection_cache_never_serves_a_stale_tile() -> None:
+    from diffedit.document import compositor
+    from diffedit.document.brush import BrushSettings, paint_stroke
+
+    rng = np.random.default_rng(3)
+    doc = Document(600, 520)
+    a = doc.add_raster(rng.integers(0, 256, (520, 600, 4), dtype=np.uint8), "a")
+    b = doc.add_layer(name="b")
+
+    def fresh() -> np.ndarray:
+        return compositor.composite(doc.layers, doc.bounds)
+
+    assert np.array_equal(doc.composite(), fresh())
+    paint_stroke(doc, b, [(10, 10), (590, 500)], BrushSettings(size=40), color=(255, 0, 0, 255))
+    assert np.array_equal(doc.composite(), fresh())
+    doc.set_property(b, "blend_mode", BlendMode.SCREEN)
+    assert np.array_equal(doc.composite(), fresh())
+    b.opacity = 0.3  # even a change made behind the history's back is seen
+    a.surface.write(300, 300, np.zeros((50, 50, 4), np.uint8))
+    assert np.array_equal(doc.composite(), fresh())
+    a.surface.clear()
+    assert np.array_equal(doc.composite(), fresh())
+    doc.history.undo()
+    doc.move_layer(b, 0)
+    assert np.array_equal(doc.composite(), fresh())
+    assert np.array_equal(doc.composite(Rect(100, 100, 300, 300)), fresh()[100:400, 100:400])

@@ -1,0 +1,1 @@
+"""Sub-commands of the `diffedit` command line, one module each."""

@@ -1,0 +1,1 @@
+"""Tasks: what a plugin offers the editor (generate, inpaint, restore...), declared without torch."""
