@@ -6,6 +6,7 @@ logic serves the GUI and the tests without Qt.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -51,7 +52,13 @@ class Autosaver:
         self.directory = directory or recovery_dir()
         self.key = uuid.uuid4().hex[:12]
         self._last_write = clock()
-        self._saved_position: int | None = doc.history.position if not doc.modified else None
+        # Any history change (edit, undo, redo) makes the recovery file stale. A step count alone is
+        # not enough: undo then a new edit returns to the same count with different pixels.
+        self._stale = doc.modified
+        doc.history.changed.connect(self._history_changed)
+
+    def _history_changed(self) -> None:
+        self._stale = True
 
     @property
     def path(self) -> Path:
@@ -61,8 +68,7 @@ class Autosaver:
         """Write a recovery file if one is due; returns its path when written."""
         if self.clock() - self._last_write < self.interval:
             return None
-        position = self.doc.history.position
-        if not self.doc.modified or position == self._saved_position:
+        if not self.doc.modified or not self._stale:
             return None
         return self.write_now()
 
@@ -71,7 +77,7 @@ class Autosaver:
         meta = {"original_path": self.doc.path, "name": self.doc.name, "saved_at": time.time()}
         atomic_write_bytes(self.path.with_suffix(".json"), json.dumps(meta).encode())
         self._last_write = self.clock()
-        self._saved_position = self.doc.history.position
+        self._stale = False
         return self.path
 
     def discard(self) -> None:
@@ -86,10 +92,8 @@ def find_recovery_files(directory: Path | None = None) -> list[RecoveryFile]:
     found = []
     for ora in directory.glob("*.ora") if directory.is_dir() else []:
         meta: dict = {}
-        try:
+        with contextlib.suppress(OSError, ValueError):
             meta = json.loads(ora.with_suffix(".json").read_text())
-        except (OSError, ValueError):
-            pass
         found.append(
             RecoveryFile(
                 path=ora,

@@ -9,7 +9,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import threading
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +24,11 @@ from diffedit.document.atomic import atomic_write
 
 DEFAULT_MAX_PIXELS = 100_000_000  # 100 megapixels; configurable per call and in settings
 READ_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
+# Only these decoders are tried: Pillow would otherwise also open, say, EPS (which runs Ghostscript)
+# or exotic formats whatever the file's name, widening what a crafted file can reach.
+READ_FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
 EXPORT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_PIL_LIMIT_LOCK = threading.Lock()  # Image.MAX_IMAGE_PIXELS is process-wide; swap it one thread at a time
 
 
 class ImageFileError(ValueError):
@@ -48,15 +55,20 @@ def check_pixel_limit(width: int, height: int, max_pixels: int, what: str) -> No
         )
 
 
-def open_pil(source: str | os.PathLike[str] | io.BytesIO, max_pixels: int, what: str) -> Image.Image:
+def open_pil(
+    source: str | os.PathLike[str] | io.BytesIO,
+    max_pixels: int,
+    what: str,
+    formats: tuple[str, ...] = READ_FORMATS,
+) -> Image.Image:
     """Open an image with its size checked before any pixel is decoded."""
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _PIL_LIMIT_LOCK:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             old_limit = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = None  # our own check below replaces Pillow's
             try:
-                img = Image.open(source)
+                img = Image.open(source, formats=list(formats))
             finally:
                 Image.MAX_IMAGE_PIXELS = old_limit
     except FileNotFoundError:
@@ -69,7 +81,11 @@ def open_pil(source: str | os.PathLike[str] | io.BytesIO, max_pixels: int, what:
         ) from None
     except OSError as exc:
         raise ImageFileError(f"{what} could not be read: {exc}") from None
-    check_pixel_limit(img.width, img.height, max_pixels, what)
+    try:
+        check_pixel_limit(img.width, img.height, max_pixels, what)
+    except ImageFileError:
+        img.close()  # do not leave the file open behind a refused image
+        raise
     return img
 
 
@@ -147,7 +163,7 @@ def read_image(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXEL
             fmt = img.format or ""
     except ImageFileError:
         raise
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error) as exc:
         raise ImageFileError(f"{what} is damaged or truncated and could not be read ({exc})") from None
     return LoadedImage(pixels=pixels, notes=notes, format=fmt, info=texts)
 
@@ -156,13 +172,17 @@ def png_text_chunks(records: list[dict[str, object]], parameters: str) -> PngIma
     """PNG text chunks: `parameters` (as other diffusion tools write it) and our `diffedit` JSON."""
     info = PngImagePlugin.PngInfo()
     if parameters:
-        info.add_itxt("parameters", parameters)
+        # add_text writes a Latin-1 tEXt chunk (iTXt only when needed), as AUTOMATIC1111 does, so
+        # readers that only look at tEXt find it too
+        info.add_text("parameters", parameters)
     if records:
         info.add_itxt("diffedit", json.dumps({"version": __version__, "layers": records}, sort_keys=True))
     return info
 
 
-def encode_image(pixels: np.ndarray, fmt: str, pnginfo: PngImagePlugin.PngInfo | None = None, quality: int = 95) -> bytes:
+def encode_image(
+    pixels: np.ndarray, fmt: str, pnginfo: PngImagePlugin.PngInfo | None = None, quality: int = 95
+) -> bytes:
     """Encode RGBA pixels; JPEG has no alpha, so transparent areas are put on white."""
     img = Image.fromarray(pixels, "RGBA")
     buf = io.BytesIO()
@@ -184,7 +204,9 @@ def export_format(path: str | os.PathLike[str]) -> str:
     return EXPORT_FORMATS[ext]
 
 
-def write_image(path: str | os.PathLike[str], pixels: np.ndarray, pnginfo: PngImagePlugin.PngInfo | None = None) -> Path:
+def write_image(
+    path: str | os.PathLike[str], pixels: np.ndarray, pnginfo: PngImagePlugin.PngInfo | None = None
+) -> Path:
     """Write RGBA pixels atomically, in the format named by the extension."""
     data = encode_image(pixels, export_format(path), pnginfo)
     return atomic_write(path, lambda f: f.write(data))

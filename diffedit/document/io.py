@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffedit.document.document import Document
+from diffedit.document.document import MAX_DOCUMENT_SIDE, Document
 from diffedit.document.imagefiles import (
     DEFAULT_MAX_PIXELS,
     READ_EXTENSIONS,
@@ -39,6 +39,8 @@ def open_document(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PI
         return Opened(loaded.document, loaded.notes)
     image = read_image(p, max_pixels)
     h, w = image.pixels.shape[:2]
+    if max(w, h) > MAX_DOCUMENT_SIDE:  # Document() would raise a bare ValueError
+        raise ImageFileError(f"'{p}' is {w}x{h}; DiffEdit documents are at most {MAX_DOCUMENT_SIDE} px per side")
     doc = Document(w, h, name=p.stem)
     layer = RasterLayer(name="Background", surface=TiledSurface.from_array(image.pixels))
     doc.layers.append(layer)
@@ -68,6 +70,10 @@ def export_image(doc: Document, path: str | os.PathLike[str]) -> Path:
     records = [
         {"layer": la.name, "record": la.record.to_json()} for la in doc.layers if la.record is not None and la.visible
     ]
-    top = next((la.record for la in reversed(doc.layers) if la.record is not None and la.visible), None)
+    # `parameters` describes the image itself: the topmost shown raster layer's record, never a mask's
+    top = next(
+        (la.record for la in reversed(doc.raster_layers) if la.record is not None and la.visible and la.opacity > 0),
+        None,
+    )
     parameters = top.to_parameters_text() if top else str(doc.metadata.get("parameters", ""))
     return write_image(path, pixels, png_text_chunks(records, parameters))

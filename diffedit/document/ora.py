@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import posixpath
+import re
+import struct
 import xml.etree.ElementTree as ET
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +29,15 @@ from diffedit.document.atomic import atomic_write
 from diffedit.document.blend import BlendMode
 from diffedit.document.document import Document
 from diffedit.document.geometry import Rect
-from diffedit.document.imagefiles import DEFAULT_MAX_PIXELS, ImageFileError, check_pixel_limit, encode_image, open_pil
+from diffedit.document.imagefiles import (
+    DEFAULT_MAX_PIXELS,
+    ImageFileError,
+    ImageTooLargeError,
+    check_pixel_limit,
+    encode_image,
+    normalize,
+    open_pil,
+)
 from diffedit.document.layers import Layer, MaskLayer, RasterLayer
 from diffedit.document.records import GenerationRecord
 from diffedit.document.tiles import TiledSurface
@@ -36,7 +48,11 @@ SIDECAR_VERSION = 1
 MAX_MEMBERS = 10_000
 MAX_MEMBER_BYTES = 2 * 1024**3
 MAX_TOTAL_BYTES = 8 * 1024**3
-MAX_RATIO = 2000  # uncompressed / compressed, beyond this a member is treated as a zip bomb
+# Uncompressed / compressed, beyond this a member over RATIO_CHECK_BYTES is treated as a zip bomb.
+# DEFLATE cannot exceed about 1032:1, so the limit must lie well below that to ever fire; layer PNGs
+# are compressed already and barely shrink again, so real files stay near 1:1.
+MAX_RATIO = 100
+RATIO_CHECK_BYTES = 50 * 1024**2
 THUMBNAIL_SIZE = 256
 
 
@@ -51,6 +67,14 @@ class OraLoad:
 
 
 # -- writing ---------------------------------------------------------------------------------------
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _xml_text(text: str) -> str:
+    """Text XML 1.0 can hold: ElementTree writes control characters as they are, which no parser reads."""
+    return _XML_INVALID.sub("\ufffd", text)
+
+
 def _layer_png(layer: Layer) -> tuple[bytes, Rect]:
     """PNG of the layer cropped to its content, and where that crop lies in document coordinates."""
     box = layer.surface.content_bounds()
@@ -94,11 +118,11 @@ def ora_bytes(doc: Document) -> bytes:
                 src = f"data/layer{i}.png"
                 entry.update(kind="raster", src=src)
                 attrs = {
-                    "name": layer.name,
+                    "name": _xml_text(layer.name),  # the exact name travels in the sidecar
                     "src": src,
                     "x": str(box.x),
                     "y": str(box.y),
-                    "opacity": f"{layer.opacity:.6g}",
+                    "opacity": repr(float(layer.opacity)),  # shortest text that reads back exactly
                     "visibility": "visible" if layer.visible else "hidden",
                     "composite-op": layer.blend_mode.ora_name,  # type: ignore[union-attr]
                 }
@@ -140,10 +164,14 @@ def save_ora(doc: Document, path: str | os.PathLike[str]) -> Path:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def _check_member_name(name: str) -> None:
+def _check_member_name(name: object, what: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise OraError(f"{what}: archive member name {name!r} is not a valid file name; refusing the file")
     norm = posixpath.normpath(name.replace("\\", "/"))
     if name.startswith(("/", "\\")) or norm.startswith("..") or ":" in name.split("/")[0] or "\x00" in name:
-        raise OraError(f"archive member '{name}' points outside the archive (path traversal); refusing the file")
+        raise OraError(
+            f"{what}: archive member '{name}' points outside the archive (path traversal); refusing the file"
+        )
 
 
 class _Archive:
@@ -157,18 +185,21 @@ class _Archive:
         total = 0
         self.members: dict[str, zipfile.ZipInfo] = {}
         for info in infos:
-            _check_member_name(info.filename)
+            _check_member_name(info.filename, what)
             if info.file_size > MAX_MEMBER_BYTES or (
-                info.file_size > 50 * 1024**2 and info.file_size > MAX_RATIO * max(info.compress_size, 1)
+                info.file_size > RATIO_CHECK_BYTES and info.file_size > MAX_RATIO * max(info.compress_size, 1)
             ):
-                raise OraError(f"{what}: member '{info.filename}' is oversized ({info.file_size} bytes); refusing the file")
+                raise OraError(
+                    f"{what}: member '{info.filename}' is oversized ({info.file_size} bytes unpacked from "
+                    f"{info.compress_size}; a possible zip bomb); refusing the file"
+                )
             total += info.file_size
             self.members[posixpath.normpath(info.filename)] = info
         if total > MAX_TOTAL_BYTES:
             raise OraError(f"{what} would unpack to {total} bytes, more than allowed")
 
     def read(self, name: str) -> bytes:
-        _check_member_name(name)
+        _check_member_name(name, self.what)
         info = self.members.get(posixpath.normpath(name))
         if info is None:
             raise OraError(f"{self.what} refers to '{name}', which is missing from the archive")
@@ -178,23 +209,40 @@ class _Archive:
         return posixpath.normpath(name) in self.members
 
     def image(self, name: str, mode: str) -> np.ndarray:
-        img = open_pil(io.BytesIO(self.read(name)), self.max_pixels, f"{self.what}: '{name}'")
-        with img:
-            img.load()
-            return np.array(img.convert(mode), dtype=np.uint8)
+        """A member PNG as RGBA (h, w, 4) or, for mode "L", greyscale (h, w) uint8."""
+        what = f"{self.what}: '{name}'"
+        try:
+            img = open_pil(io.BytesIO(self.read(name)), self.max_pixels, what, formats=("PNG",))
+        except (ImageTooLargeError, OraError):
+            raise
+        except ImageFileError:
+            raise OraError(f"{what} is not a PNG image; the file is damaged or was not written as OpenRaster") from None
+        try:
+            with img:
+                img.load()
+                if mode == "L" and img.mode in ("L", "1", "P"):
+                    return np.array(img.convert("L"), dtype=np.uint8)
+                # normalize() handles 16-bit, palette and greyscale layers that convert() would clip
+                rgba = normalize(img, [])
+        except ImageFileError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, zlib.error) as exc:
+            raise OraError(f"{what} is damaged or truncated and could not be read ({exc})") from None
+        return np.ascontiguousarray(rgba[..., 0]) if mode == "L" else rgba
 
 
 def _float(el: ET.Element, key: str, default: float) -> float:
     try:
-        return float(el.get(key, default))
+        value = float(el.get(key, default))
     except ValueError:
         return default
+    return value if math.isfinite(value) else default  # "nan" would poison every composite
 
 
 def _int(el: ET.Element, key: str) -> int:
     try:
         return int(float(el.get(key, 0)))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "inf"
         return 0
 
 
@@ -207,7 +255,9 @@ class _StackLayer:
     visible: bool
 
 
-def _walk(stack: ET.Element, x: int, y: int, opacity: float, visible: bool, out: list[_StackLayer], notes: list[str]) -> None:
+def _walk(
+    stack: ET.Element, x: int, y: int, opacity: float, visible: bool, out: list[_StackLayer], notes: list[str]
+) -> None:
     """Collect layers top to bottom, folding nested stacks (groups) into their parents."""
     for child in stack:
         cx, cy = x + _int(child, "x"), y + _int(child, "y")
@@ -223,12 +273,15 @@ def _walk(stack: ET.Element, x: int, y: int, opacity: float, visible: bool, out:
             notes.append("skipped a text element that has no pixels")
 
 
-def _surface_for(pixels: np.ndarray, x: int, y: int, doc_w: int, doc_h: int, exact: dict | None) -> tuple[TiledSurface, tuple[int, int]]:
+def _surface_for(
+    pixels: np.ndarray, x: int, y: int, doc_w: int, doc_h: int, exact: dict | None, archive: _Archive
+) -> tuple[TiledSurface, tuple[int, int]]:
     """Place PNG pixels on a layer surface: the stored geometry for our files, else document-sized."""
     h, w = pixels.shape[:2]
     if exact is not None:
         ox, oy, lw, lh = (int(exact[k]) for k in ("x", "y", "w", "h"))
-    elif 0 <= x and 0 <= y and x + w <= doc_w and y + h <= doc_h:
+        check_pixel_limit(lw, lh, archive.max_pixels, f"{archive.what}: layer '{exact.get('name', '')}'")
+    elif x >= 0 and y >= 0 and x + w <= doc_w and y + h <= doc_h:
         ox, oy, lw, lh = 0, 0, doc_w, doc_h
     else:
         ox, oy, lw, lh = x, y, w, h
@@ -257,6 +310,8 @@ def _read(archive: _Archive, what: str) -> OraLoad:
             sidecar = json.loads(archive.read(SIDECAR))
         except ValueError as exc:
             raise OraError(f"{what}: {SIDECAR} is damaged ({exc})") from None
+        if not isinstance(sidecar, dict) or not isinstance(sidecar.get("layers", []), list):
+            raise OraError(f"{what}: {SIDECAR} is damaged (not a DiffEdit document description)")
         if sidecar.get("version", 0) > SIDECAR_VERSION:
             notes.append(f"made by a newer DiffEdit (data version {sidecar.get('version')}); some data may be ignored")
     by_src = {e.get("src"): e for e in sidecar.get("layers", []) if isinstance(e, dict)}
@@ -264,7 +319,7 @@ def _read(archive: _Archive, what: str) -> OraLoad:
     stacked: list[_StackLayer] = []
     _walk(root.find("stack"), 0, 0, 1.0, True, stacked, notes)  # type: ignore[arg-type]
     doc = Document(width, height, name=Path(what.strip("'")).stem)
-    raster: dict[str, Layer] = {}
+    raster: list[tuple[str, Layer]] = []  # (src, layer) bottom first; two entries may share one PNG
     active: Layer | None = None
     for item in reversed(stacked):  # bottom first
         el = item.el
@@ -272,9 +327,10 @@ def _read(archive: _Archive, what: str) -> OraLoad:
         if not src.lower().endswith(".png"):
             raise OraError(f"{what}: layer '{el.get('name', '')}' has no PNG source ('{src}')")
         extra = by_src.get(src)
-        surface, offset = _surface_for(archive.image(src, "RGBA"), item.x, item.y, width, height, extra)
+        surface, offset = _surface_for(archive.image(src, "RGBA"), item.x, item.y, width, height, extra, archive)
+        name = str(extra["name"]) if extra and extra.get("name") else el.get("name")  # sidecar: exact name
         layer = RasterLayer(
-            name=el.get("name") or f"Layer {len(raster) + 1}",
+            name=name or f"Layer {len(raster) + 1}",
             surface=surface,
             opacity=item.opacity,
             visible=item.visible,
@@ -289,8 +345,8 @@ def _read(archive: _Archive, what: str) -> OraLoad:
             layer.record = GenerationRecord.from_json(extra["record"])
         if el.get("selected") == "true":
             active = layer
-        raster[src] = layer
-    layers: list[Layer] = list(raster.values())
+        raster.append((src, layer))
+    layers: list[Layer] = [la for _, la in raster]
     if sidecar.get("layers"):
         layers = []
         for entry in sidecar["layers"]:
@@ -298,7 +354,7 @@ def _read(archive: _Archive, what: str) -> OraLoad:
             if entry.get("kind") == "mask":
                 pixels = archive.image(src, "L")[..., None]
                 cx, cy = entry.get("crop", [entry.get("x", 0), entry.get("y", 0)])
-                surface, offset = _surface_for(pixels, int(cx), int(cy), width, height, entry)
+                surface, offset = _surface_for(pixels, int(cx), int(cy), width, height, entry, archive)
                 layers.append(MaskLayer(
                     name=str(entry.get("name", "Mask")), surface=surface, offset=offset,
                     opacity=float(entry.get("opacity", 1.0)), visible=bool(entry.get("visible", True)),
@@ -306,9 +362,11 @@ def _read(archive: _Archive, what: str) -> OraLoad:
                     color=tuple(entry.get("color", (255, 0, 64))),  # type: ignore[arg-type]
                     record=GenerationRecord.from_json(entry["record"]) if entry.get("record") else None,
                 ))
-            elif src in raster:
-                layers.append(raster.pop(src))
-        layers.extend(raster.values())  # layers another editor added that our data does not know
+            else:
+                match = next((i for i, (s, _) in enumerate(raster) if s == src), None)
+                if match is not None:
+                    layers.append(raster.pop(match)[1])
+        layers.extend(la for _, la in raster)  # layers another editor added that our data does not know
         if isinstance(sidecar.get("active"), int) and 0 <= sidecar["active"] < len(layers):
             active = layers[sidecar["active"]]
         doc.metadata = dict(sidecar.get("metadata") or {})
@@ -333,9 +391,18 @@ def load_ora(path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS)
         raise OraError(f"{what} does not exist") from None
     except zipfile.BadZipFile as exc:
         raise OraError(f"{what} is damaged or not an OpenRaster file ({exc})") from None
-    except (zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError, TypeError) as exc:
-        if isinstance(exc, ImageFileError):
-            raise
+    except ImageFileError:
+        raise
+    except NotImplementedError as exc:  # zipfile: a compression method other than stored/deflated
+        raise OraError(f"{what} uses an unsupported zip compression ({exc})") from None
+    except RecursionError:
+        raise OraError(f"{what}: stack.xml nests layer groups too deeply") from None
+    except RuntimeError as exc:  # zipfile: "File ... is encrypted, password required for extraction"
+        raise OraError(f"{what} could not be read ({exc}); encrypted archives are not supported") from None
+    except (
+        zipfile.LargeZipFile, EOFError, OSError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+        OverflowError, struct.error, zlib.error,
+    ) as exc:  # zlib.error: damaged deflate data; the others: damaged or odd stack.xml / sidecar values
         raise OraError(f"{what} is damaged and could not be read ({exc})") from None
     loaded.document.path = str(path)
     return loaded
