@@ -197,7 +197,8 @@ class Stroke:
         for key in self.layer.surface.tile_keys(area):
             tile = self._coverage.setdefault(key, np.zeros((s, s), np.float32))
             part = self.layer.surface.tile_rect(key).intersect(area)
-            tile[part.y - key[1] * s : part.bottom - key[1] * s, part.x - key[0] * s : part.right - key[0] * s] = values[
+            ox, oy = key[0] * s, key[1] * s
+            tile[part.y - oy : part.bottom - oy, part.x - ox : part.right - ox] = values[
                 part.y - area.y : part.bottom - area.y, part.x - area.x : part.right - area.x
             ]
 

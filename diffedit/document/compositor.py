@@ -34,16 +34,16 @@ def _layer_pixels(layer: RasterLayer, rect: Rect) -> tuple[Rect, np.ndarray] | N
     if not keys or all(surface.tile(k) is None for k in keys):
         return None
     s = surface.tile_size
-    if len(keys) == 1 and local.x % s == 0 and local.y % s == 0 and local.w <= s and local.h <= s:
-        if local.right <= surface.width and local.bottom <= surface.height:
-            box = surface.tile_content_box(keys[0])
-            if box is None:
-                return None
-            y0, y1, x0, x1 = box[0], min(box[1], local.h), box[2], min(box[3], local.w)
-            if y0 >= y1 or x0 >= x1:
-                return None
-            tile = surface.tile(keys[0])
-            return Rect(rect.x + x0, rect.y + y0, x1 - x0, y1 - y0), tile[y0:y1, x0:x1]  # type: ignore[index]
+    aligned = local.x % s == 0 and local.y % s == 0 and local.w <= s and local.h <= s
+    if len(keys) == 1 and aligned and local.right <= surface.width and local.bottom <= surface.height:
+        box = surface.tile_content_box(keys[0])
+        if box is None:
+            return None
+        y0, y1, x0, x1 = box[0], min(box[1], local.h), box[2], min(box[3], local.w)
+        if y0 >= y1 or x0 >= x1:
+            return None
+        tile = surface.tile(keys[0])
+        return Rect(rect.x + x0, rect.y + y0, x1 - x0, y1 - y0), tile[y0:y1, x0:x1]  # type: ignore[index]
     return rect, surface.read(local)
 
 
@@ -53,7 +53,7 @@ def _covers_opaquely(layer: RasterLayer, rect: Rect) -> bool:
         return False
     local = rect.translated(-layer.offset[0], -layer.offset[1])
     surface = layer.surface
-    if not surface.bounds.intersect(local) == local:
+    if surface.bounds.intersect(local) != local:
         return False
     keys = list(surface.tile_keys(local))
     return all(surface.is_tile_opaque(k) for k in keys)
@@ -93,9 +93,9 @@ def _composite_part(layers: Sequence[Layer], rect: Rect) -> np.ndarray | None:
     if not parts:
         return None
     first_layer, first_area, first = parts[0]
-    if len(parts) == 1 and first_layer.opacity >= 1.0 and first_layer.blend_mode is BlendMode.NORMAL:
-        if first_area == rect:
-            return first  # a single normal layer at full opacity composites to itself
+    alone = len(parts) == 1 and first_area == rect
+    if alone and first_layer.opacity >= 1.0 and first_layer.blend_mode is BlendMode.NORMAL:
+        return first  # a single normal layer at full opacity composites to itself
     return unpremultiply_to_uint8(_accumulate(parts, rect))
 
 

@@ -6,9 +6,8 @@ compositing can skip empty areas, and undo can keep only the tiles a change touc
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import itertools
+from collections.abc import Iterator
 
 import numpy as np
 

@@ -85,7 +85,8 @@ def test_many_layers_with_mixed_modes_match_the_reference() -> None:
     rng = np.random.default_rng(7)
     doc = Document(64, 48)
     stack = []
-    for i, mode in enumerate([BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.SCREEN, BlendMode.OVERLAY, BlendMode.ADD]):
+    modes = [BlendMode.NORMAL, BlendMode.MULTIPLY, BlendMode.SCREEN, BlendMode.OVERLAY, BlendMode.ADD]
+    for i, mode in enumerate(modes):
         px = rng.integers(0, 256, (48, 64, 4), dtype=np.uint8)
         if i == 0:
             px[..., 3] = 255

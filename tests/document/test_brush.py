@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from diffedit.document import Document, LayerLockedError, Rect
-from diffedit.document import masks
+from diffedit.document import Document, LayerLockedError, Rect, masks
 from diffedit.document.brush import BrushMode, BrushSettings, Stroke, dab_mask, paint_stroke
 
 

@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from diffedit.document import BlendMode, Document, LayerLockedError, MaskLayer, RasterLayer, Rect
-from diffedit.document import masks
+from diffedit.document import BlendMode, Document, LayerLockedError, MaskLayer, RasterLayer, Rect, masks
 
 
 def _doc_with_layers() -> Document:

@@ -4,8 +4,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from diffedit.document import BlendMode, Document, Rect
-from diffedit.document import masks
+from diffedit.document import BlendMode, Document, Rect, masks
 from diffedit.document.brush import BrushMode, BrushSettings, paint_stroke
 from diffedit.document.history import History
 

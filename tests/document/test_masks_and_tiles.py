@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 
-from diffedit.document import Document, Rect
-from diffedit.document import masks
+from diffedit.document import Document, Rect, masks
 from diffedit.document.masks import SelectionMode
 from diffedit.document.tiles import TiledSurface
 

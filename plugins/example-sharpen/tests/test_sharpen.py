@@ -1,8 +1,8 @@
 """Tests of the example plugin, using the fixtures DiffEdit ships to plugin authors (pytest11)."""
 
+import diffedit_sharpen
 import numpy as np
 
-import diffedit_sharpen
 from diffedit.tasks.params import make_params
 from diffedit.tasks.runner import run_task
 
