@@ -118,12 +118,17 @@ class Stroke:
         self.dirty = self.dirty.union(changed)
         return changed
 
-    def end(self) -> None:
-        """Finish the stroke and record it as one undo step."""
-        command = self.recorder.command(f"Brush stroke on {self.layer.name}", self.doc._notify_for(self.layer))
+    @property
+    def text(self) -> str:
+        return f"Brush stroke on {self.layer.name}"
+
+    def end(self) -> bool:
+        """Finish the stroke and record it as one undo step; False when it changed nothing."""
+        command = self.recorder.command(self.text, self.doc._notify_for(self.layer))
         if command is not None:
             self.doc.history.execute(command)
         self._coverage.clear()
+        return command is not None
 
     def cancel(self) -> None:
         """Drop the stroke and restore the layer."""

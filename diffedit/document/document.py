@@ -297,36 +297,49 @@ class Document:
             return None
         return self.selection.read(layer.bounds)[..., 0]
 
+    def _selected_area(self, layer: Layer) -> tuple[Rect, np.ndarray] | None:
+        """The selection's bounding box in layer coordinates and the selection inside it."""
+        box = self.selection.content_bounds().translated(-layer.offset[0], -layer.offset[1])
+        box = box.intersect(layer.surface.bounds)
+        if box.is_empty():
+            return None
+        return box, self.selection.read(box.translated(*layer.offset))[..., 0]
+
     def fill_layer(self, layer: Layer, color: Sequence[int] | int) -> None:
         """Fill the selection (or the whole layer) with a colour (a mask value for masks)."""
         value = np.asarray(color, np.uint8).reshape(-1)
         if value.size != layer.surface.channels:
             raise ValueError(f"layer {layer.name!r} takes {layer.surface.channels} values per pixel, got {value.size}")
-        sel = self._selection_in(layer)
         with self.edit_pixels(layer, f"Fill {layer.name}") as rec:
-            rec.touch(layer.surface.bounds)
-            if sel is None:
+            if not self.has_selection:
+                rec.touch(layer.surface.bounds)
                 layer.surface.fill(tuple(value))
-            else:
-                current = layer.surface.to_array().astype(np.float32)
-                w = sel[..., None].astype(np.float32) / 255
-                mixed = current * (1 - w) + value.astype(np.float32) * w
-                layer.surface.write(0, 0, np.rint(mixed).astype(np.uint8))
+                return
+            area = self._selected_area(layer)
+            if area is None:
+                return
+            box, sel = area
+            rec.touch(box)
+            current = layer.surface.read(box).astype(np.float32)
+            w = sel[..., None].astype(np.float32) / 255
+            mixed = current * (1 - w) + value.astype(np.float32) * w
+            layer.surface.write(box.x, box.y, np.rint(mixed).astype(np.uint8))
 
     def clear_layer(self, layer: Layer) -> None:
-        """Clear the selection (or the whole layer) to transparent."""
-        sel = self._selection_in(layer)
+        """Clear the selection (or the whole layer) to transparent (to unmasked, for masks)."""
         with self.edit_pixels(layer, f"Clear {layer.name}") as rec:
-            rec.touch(layer.surface.bounds)
-            if sel is None:
+            if not self.has_selection:
+                rec.touch(layer.surface.bounds)
                 layer.surface.clear()
-            else:
-                current = layer.surface.to_array()
-                if isinstance(layer, MaskLayer):
-                    current[..., 0] = np.rint(current[..., 0] * (1 - sel / 255)).astype(np.uint8)
-                else:
-                    current[..., 3] = np.rint(current[..., 3] * (1 - sel / 255)).astype(np.uint8)
-                layer.surface.write(0, 0, current)
+                return
+            area = self._selected_area(layer)
+            if area is None:
+                return
+            box, sel = area
+            rec.touch(box)
+            current = layer.surface.read(box)
+            current[..., -1] = np.rint(current[..., -1] * (1 - sel / 255)).astype(np.uint8)
+            layer.surface.write(box.x, box.y, current)
 
     def layer_from_selection(self, layer: Layer | None = None) -> RasterLayer:
         """A new layer holding the selected part of a raster layer (default: the active one)."""

@@ -171,13 +171,31 @@ class History:
         return True
 
     def goto(self, index: int) -> None:
-        """Go to the state after `index` steps of `steps` (0 = before the first kept step)."""
+        """Go to the state after `index` steps of `steps` (0 = before the first kept step).
+
+        Views hear one `changed` at the end, however many steps the jump took.
+        """
         if not 0 <= index <= len(self.steps):
             raise IndexError(f"history has {len(self.steps)} steps, cannot go to {index}")
-        while len(self._done) > index:
-            self.undo()
-        while len(self._done) < index:
-            self.redo()
+        self.changed._blocked += 1
+        try:
+            while len(self._done) > index:
+                self.undo()
+            while len(self._done) < index:
+                self.redo()
+        finally:
+            self.changed._blocked -= 1
+        self.changed.emit()
+
+    def merge_last(self, count: int, text: str) -> None:
+        """Make the last `count` applied steps one step (say, creating a mask and its first stroke)."""
+        if count < 2 or count > len(self._done):
+            return
+        commands = self._done[-count:]
+        del self._done[-count:]
+        merged = CompositeCommand(text, commands)
+        self._done.append(merged)
+        self.changed.emit()
 
     # -- inspection --------------------------------------------------------------------------
     @property

@@ -39,8 +39,15 @@ def grow(mask: np.ndarray, radius: float) -> np.ndarray:
 
 
 def shrink(mask: np.ndarray, radius: float) -> np.ndarray:
-    """Pixels within `radius` of an unselected pixel are deselected."""
-    return invert(grow(invert(mask), radius))
+    """Pixels within `radius` of an unselected pixel, or of the image border, are deselected.
+
+    The border counts as unselected (as in GIMP), so shrinking a full selection leaves a margin.
+    """
+    if radius <= 0:
+        return mask.copy()
+    pad = int(np.ceil(radius)) + 1
+    padded = np.pad(invert(mask), pad, constant_values=255)
+    return invert(grow(padded, radius)[pad:-pad, pad:-pad])
 
 
 def feather(mask: np.ndarray, radius: float) -> np.ndarray:
