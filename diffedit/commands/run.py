@@ -26,16 +26,32 @@ def _mask_from_file(path: str) -> np.ndarray:
     return np.clip(np.rint(grey), 0, 255).astype(np.uint8)
 
 
-def _write_result(result: TaskResult, out: str) -> None:
+def flatten_result(result: TaskResult, image: np.ndarray | None) -> np.ndarray:
+    """What the user sees after the run: the result layer over the input (a grown canvas for outpainting)."""
+    if result.mask is not None:
+        return np.dstack([result.mask] * 3 + [np.full_like(result.mask, 255)])
+    if result.image is None:
+        raise ImageFileError("the task returned no image")
+    if image is None or result.scale != 1:
+        return result.image
+    from diffedit.document.document import Document
+
+    ox, oy = result.offset
+    if result.canvas_size is not None:  # the canvas grew: the old image moves by -offset
+        doc = Document(*result.canvas_size)
+        doc.add_raster(image, "input", offset=(-ox, -oy))
+        doc.add_raster(result.image, "result")
+    else:
+        doc = Document(image.shape[1], image.shape[0])
+        doc.add_raster(image, "input")
+        doc.add_raster(result.image, "result", offset=(ox, oy))
+    return doc.composite()
+
+
+def _write_result(result: TaskResult, image: np.ndarray | None, out: str) -> None:
     records = [{"layer": result.name or result.record.task, "record": result.record.to_json()}]
     info = png_text_chunks(records, result.record.to_parameters_text())
-    if result.image is not None:
-        pixels = result.image
-    elif result.mask is not None:
-        pixels = np.dstack([result.mask] * 3 + [np.full_like(result.mask, 255)])
-    else:
-        raise ImageFileError("the task returned no image")
-    write_image(out, pixels, info)
+    write_image(out, flatten_result(result, image), info)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -73,7 +89,7 @@ def main(argv: Sequence[str]) -> int:
         request = TaskRequest(task=name, params=params, model=args.model or _default_model(name),
                               image=image, mask=mask, device=args.device, precision=args.precision)
         result = _run_with_progress(request, registry, args.quiet)
-        _write_result(result, args.out)
+        _write_result(result, image, args.out)
     except KeyboardInterrupt:
         print("diffedit run: cancelled", file=sys.stderr)
         return 130

@@ -65,6 +65,7 @@ class RunContext:
     cancel: CancelToken = field(default_factory=CancelToken)
     progress: Callable[[StepProgress], None] | None = None
     preview_every: int = 1
+    samplers: dict[str, Any] = field(default_factory=dict)  # name -> SamplerInfo, from the registry
 
     def report(self, progress: StepProgress) -> None:
         if self.progress is not None:
@@ -81,4 +82,5 @@ class TaskResult:
     offset: tuple[int, int] = (0, 0)
     name: str = ""
     canvas_size: tuple[int, int] | None = None  # outpainting grows the canvas to (w, h)
+    scale: int = 1  # super-resolution: the canvas is scaled by this and the result is the whole new image
     notes: list[str] = field(default_factory=list)

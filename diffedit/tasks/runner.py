@@ -57,5 +57,7 @@ def run_task(request: TaskRequest, registry: Registry, context: RunContext | Non
     validate_inputs(spec, request)
     request = resolve_seed(request)
     context = context or RunContext()
+    if not context.samplers:
+        context.samplers = dict(registry.samplers)
     context.cancel.raise_if_cancelled()
     return spec.load_runner()(request, context)

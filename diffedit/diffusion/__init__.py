@@ -1,0 +1,1 @@
+"""Diffusion building blocks: samplers (named diffusers schedulers) and the one denoise loop."""

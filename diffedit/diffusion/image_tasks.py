@@ -1,0 +1,108 @@
+"""Sampling pieces shared by the image tasks: sizes that fit the model, latents, conditioned
+sampling in tiles (super-resolution, restoration, segmentation, paired img2img) and mask blending.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from diffedit.diffusion.engine import (
+    Run,
+    conditioned_model,
+    decode_latents,
+    encode_latents,
+    image_to_tensor,
+    latent_factor,
+    multiple_of,
+    sample,
+    tensor_to_rgb,
+)
+from diffedit.diffusion.tiling import crop_back, pad_to_multiple, run_tiled
+
+
+def to_model_space(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """Pixels in [-1, 1] to what the UNet denoises (latents for latent models)."""
+    return encode_latents(run, x) if run.model.vae is not None else x
+
+
+def from_model_space(run: Run, z: torch.Tensor) -> torch.Tensor:
+    return decode_latents(run, z) if run.model.vae is not None else z
+
+
+def generated_channels(run: Run) -> int:
+    return int(run.model.unet.config.out_channels)
+
+
+def condition_from_image(run: Run, rgba: np.ndarray) -> torch.Tensor:
+    """The concatenated condition for an image: its pixels (or latents) with the model's channels."""
+    m = run.manifest
+    image_channels = m.condition_channels if not m.latent else 3
+    x = image_to_tensor(rgba, image_channels if image_channels in (1, 3) else 3, run.device, run.dtype)
+    return to_model_space(run, x)
+
+
+def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | None = None, strength: float = 1.0,
+                       guidance_scale: float = 1.0, tile: int = 0, overlap: int = 16) -> np.ndarray:
+    """Sample an image of cond_rgba's size conditioned on it, tile by tile; (h, w, 3) uint8.
+
+    With `strength` < 1 each tile starts from its condition noised part-way (SDEdit from the
+    degraded image), which keeps the fidelity of the input and lets more steps add detail.
+    """
+    cond_full = image_to_tensor(cond_rgba, 3, run.device, run.dtype)
+    multiple = multiple_of(run.model)
+    f = latent_factor(run.model)
+    tile = tile or max(run.manifest.image_size * 2, 64)
+    tile = max(multiple, tile - tile % multiple)
+    overlap = min(overlap, tile // 2)
+    h, w = cond_rgba.shape[:2]
+    tiles_y = 1 if h <= tile else -(-(h - overlap) // (tile - overlap))
+    tiles_x = 1 if w <= tile else -(-(w - overlap) // (tile - overlap))
+    n_tiles = tiles_y * tiles_x
+    done = [0]
+    steps_per_tile = max(1, int(run.steps * strength) if strength < 1 else run.steps)
+
+    def one_tile(cond_tile: torch.Tensor) -> torch.Tensor:
+        padded, box = pad_to_multiple(cond_tile, multiple)
+        cond_model = to_model_space(run, _cond_channels(run, padded))
+        model_fn = conditioned_model(run, concat=cond_model, class_index=class_index, guidance_scale=guidance_scale)
+        shape = (1, generated_channels(run), padded.shape[2] // f, padded.shape[3] // f)
+        # start from the degraded image itself when the model generates the same kind of image
+        init = to_model_space(run, padded) if strength < 1 and run.manifest.channels == 3 else None
+        out = sample(run, model_fn, shape, init=init, strength=strength if init is not None else 1.0,
+                     step_offset=done[0] * steps_per_tile, step_total=n_tiles * steps_per_tile)
+        done[0] += 1
+        return crop_back(from_model_space(run, out), box)
+
+    result = run_tiled(one_tile, cond_full, tile, overlap if n_tiles > 1 else 0)
+    return tensor_to_rgb(result)
+
+
+def _cond_channels(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """The RGB condition reduced to the channels the model was trained with (pixel models)."""
+    want = run.manifest.condition_channels if not run.manifest.latent else 3
+    if want == 1 and x.shape[1] == 3:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * weights).sum(1, keepdim=True)
+    return x
+
+
+def feathered_weight(mask: np.ndarray, feather: float) -> np.ndarray:
+    """Blend weight 0..1: zero wherever the mask is zero (those pixels stay exactly), soft inside its edge."""
+    from scipy import ndimage
+
+    m = mask.astype(np.float32) / 255
+    if feather <= 0:
+        return m
+    inside = ndimage.distance_transform_edt(mask >= 128)
+    ramp = np.clip(inside / feather, 0, 1).astype(np.float32)
+    return np.minimum(m, ramp)
+
+
+def mask_box(mask: np.ndarray, margin: int, multiple: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): the mask's bounding box grown by `margin`, clipped to the image."""
+    ys, xs = np.nonzero(mask >= 128)
+    h, w = mask.shape
+    x0, x1 = max(0, int(xs.min()) - margin), min(w, int(xs.max()) + 1 + margin)
+    y0, y1 = max(0, int(ys.min()) - margin), min(h, int(ys.max()) + 1 + margin)
+    return x0, y0, x1, y1

@@ -1,0 +1,24 @@
+"""Restoration: a model conditioned on the degraded image (and on the degradation, when it knows it)."""
+
+from __future__ import annotations
+
+from diffedit_builtin_superres.run import start_strength
+
+from diffedit.diffusion import engine
+from diffedit.diffusion.image_tasks import sample_conditioned
+from diffedit.tasks.base import RunContext, TaskRequest, TaskResult
+
+
+def run_restore(request: TaskRequest, context: RunContext) -> TaskResult:
+    run = engine.start_run(request, context, ("restore",))
+    p = request.params
+    assert request.image is not None
+    class_index = None
+    if run.manifest.conditioning == "class":
+        names = run.manifest.class_names
+        class_index = names.index(p.degradation) if p.degradation in names else None  # None: the null class
+    strength = start_strength(run, p.start, p.strength)
+    rgb = sample_conditioned(run, request.image, class_index=class_index, strength=strength, tile=p.tile,
+                             overlap=p.overlap)
+    return TaskResult(record=engine.record(run, start_strength=strength),
+                      image=engine.rgb_to_rgba(rgb, request.image[..., 3]), name="Restored")
