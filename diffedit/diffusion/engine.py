@@ -6,7 +6,9 @@ Task plugins call these; third-party plugins may too.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -18,11 +20,11 @@ import torch
 
 from diffedit import __version__
 from diffedit.diffusion.checkpoints import LoadedModel, load_checkpoint
-from diffedit.diffusion.devices import pick_device, pick_dtype
+from diffedit.diffusion.devices import NonFiniteResult, nan_guard, pick_device, pick_dtype, translate_out_of_memory
 from diffedit.diffusion.loop import BlendFn, LoopStep, ModelFn, denoise, guided_model
 from diffedit.diffusion.samplers import get_sampler, make_scheduler
 from diffedit.document.records import GenerationRecord
-from diffedit.tasks.base import RunContext, StepProgress, TaskRequest
+from diffedit.tasks.base import RunContext, StepProgress, TaskRequest, TaskResult
 from diffedit.tasks.params import params_to_record
 from diffedit.tasks.registry import SamplerInfo
 
@@ -237,12 +239,36 @@ def sample(run: Run, model_fn: ModelFn, shape: tuple[int, ...], *, init: torch.T
         context.report(StepProgress(step=step_offset + step.step, total=total, evaluations=step.evaluations,
                                     preview=preview))
 
-    with torch.no_grad():
-        return denoise(model_fn, scheduler, run.sampler, shape=shape, steps=run.steps, generator=run.generator,
-                       device=run.device, dtype=run.dtype, init=init, strength=strength, noise=noise,
-                       blend=blend, cancel=context.cancel,
-                       callback=report if context.progress is not None else None,
-                       preview_every=context.preview_every)
+    with torch.no_grad(), translate_out_of_memory(run.device):
+        z = denoise(model_fn, scheduler, run.sampler, shape=shape, steps=run.steps, generator=run.generator,
+                    device=run.device, dtype=run.dtype, init=init, strength=strength, noise=noise,
+                    blend=blend, cancel=context.cancel,
+                    callback=report if context.progress is not None else None,
+                    preview_every=context.preview_every)
+    return nan_guard(z)
+
+
+TaskRunner = Callable[[TaskRequest, RunContext], "TaskResult"]
+
+
+def guarded(runner: TaskRunner) -> TaskRunner:
+    """Device guards for a task runner: out-of-memory becomes a clear DeviceOutOfMemory, and a
+    half-precision run that produced NaN or inf is run again in fp32 (never a black image)."""
+
+    @functools.wraps(runner)
+    def run(request: TaskRequest, context: RunContext) -> TaskResult:
+        try:
+            with translate_out_of_memory(request.device):
+                return runner(request, context)
+        except NonFiniteResult:
+            if pick_dtype(pick_device(request.device), request.precision) == torch.float32:
+                raise NonFiniteResult("the model produced NaN or infinite values in fp32: the checkpoint or the "
+                                      "input is broken") from None
+        result = runner(dataclasses.replace(request, precision="fp32"), context)
+        result.notes.append("half precision gave NaN values; this result was computed in fp32")
+        return result
+
+    return run
 
 
 def record(run: Run, **extra: Any) -> GenerationRecord:

@@ -7,6 +7,7 @@ from diffedit.diffusion.image_tasks import from_model_space, generated_channels
 from diffedit.tasks.base import RunContext, TaskRequest, TaskResult
 
 
+@engine.guarded
 def run_generate(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ("generate",))
     p = request.params

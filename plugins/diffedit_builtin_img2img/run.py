@@ -8,6 +8,7 @@ from diffedit.diffusion.tiling import crop_back, pad_to_multiple
 from diffedit.tasks.base import RunContext, TaskRequest, TaskResult
 
 
+@engine.guarded
 def run_img2img(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ("generate", "img2img"))
     p = request.params

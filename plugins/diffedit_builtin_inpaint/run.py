@@ -15,8 +15,8 @@ from diffedit.diffusion.image_tasks import (
     to_model_space,
 )
 from diffedit.diffusion.loop import known_region_blend
-from diffedit.document.masks import grow
 from diffedit.diffusion.tiling import crop_back, pad_to_multiple
+from diffedit.document.masks import grow
 from diffedit.tasks.base import RunContext, TaskRequest, TaskResult
 
 ACCEPTED = ("inpaint", "generate")
@@ -63,6 +63,7 @@ def inpaint_pixels(run: engine.Run, image: np.ndarray, mask: np.ndarray) -> tupl
     return engine.rgb_to_rgba(rgb, np.rint(weight * 255).astype(np.uint8)), (x0, y0)
 
 
+@engine.guarded
 def run_inpaint(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ACCEPTED)
     assert request.image is not None and request.mask is not None
@@ -71,6 +72,7 @@ def run_inpaint(request: TaskRequest, context: RunContext) -> TaskResult:
                       offset=offset, name="Inpainted")
 
 
+@engine.guarded
 def run_outpaint(request: TaskRequest, context: RunContext) -> TaskResult:
     p = request.params
     if not (p.left or p.right or p.top or p.bottom):

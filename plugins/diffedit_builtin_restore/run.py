@@ -9,6 +9,7 @@ from diffedit.diffusion.image_tasks import sample_conditioned
 from diffedit.tasks.base import RunContext, TaskRequest, TaskResult
 
 
+@engine.guarded
 def run_restore(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ("restore",))
     p = request.params

@@ -22,6 +22,7 @@ def upsample(rgba: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(img.resize((img.width * scale, img.height * scale), Image.Resampling.BICUBIC))
 
 
+@engine.guarded
 def run_super_resolve(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ("super-resolve",))
     p = request.params
