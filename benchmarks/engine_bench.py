@@ -53,7 +53,7 @@ def loop_overhead(steps: int, repeats: int, preset: str, size: int) -> None:
     def bare() -> None:
         with torch.no_grad():
             for t in timesteps.timesteps:
-                unet(x, t).sample
+                unet(x, t)
 
     def ours() -> None:
         with torch.no_grad():
