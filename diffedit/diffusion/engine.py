@@ -225,7 +225,7 @@ def class_index_for(run: Run, class_name: str) -> int | None:
 # -- sampling ----------------------------------------------------------------------------------------
 def sample(run: Run, model_fn: ModelFn, shape: tuple[int, ...], *, init: torch.Tensor | None = None,
            strength: float = 1.0, noise: torch.Tensor | None = None, blend: BlendFn | None = None,
-           step_offset: int = 0, step_total: int | None = None) -> torch.Tensor:
+           step_offset: int = 0, step_total: int | None = None, resample: int = 1) -> torch.Tensor:
     """Run the loop with the run's sampler, seed, cancel token and progress (with previews).
 
     `step_offset`/`step_total` let a task that samples several tiles report one continuous progress.
@@ -244,7 +244,7 @@ def sample(run: Run, model_fn: ModelFn, shape: tuple[int, ...], *, init: torch.T
                     device=run.device, dtype=run.dtype, init=init, strength=strength, noise=noise,
                     blend=blend, cancel=context.cancel,
                     callback=report if context.progress is not None else None,
-                    preview_every=context.preview_every)
+                    preview_every=context.preview_every, resample=resample)
     return nan_guard(z)
 
 

@@ -54,6 +54,7 @@ def denoise(
     cancel: CancelToken | None = None,
     callback: Callable[[LoopStep], None] | None = None,
     preview_every: int = 1,
+    resample: int = 1,
 ) -> torch.Tensor:
     """Sample `shape` from pure noise, or from `init` noised part-way when `strength` < 1.
 
@@ -61,6 +62,9 @@ def denoise(
     `noise` (default: drawn from `generator`) is the start noise; inpainting passes the same tensor
     to `known_region_blend`. Raises `Cancelled` before a model evaluation once `cancel` is set, so a
     cancelled run never returns a half result. The same generator seed gives a bit-identical result.
+    `resample` > 1 is RePaint's resampling: each step is redone that many times, going back one step
+    with fresh noise in between, so the generated region harmonises with the blended-in known one.
+    It needs a sampler whose step has no memory (DDPM or DDIM).
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
@@ -69,6 +73,8 @@ def denoise(
     partial = strength < 1.0
     if partial and init is None:
         raise ValueError("strength < 1 needs an init sample to start from")
+    if resample > 1 and type(scheduler).__name__ not in RESAMPLING_SCHEDULERS:
+        raise ValueError(f"resampling needs a sampler without step memory (ddpm or ddim), not '{sampler.name}'")
     if getattr(scheduler, "_diffedit_used", False):
         raise RuntimeError("a scheduler serves one run only: build a fresh one with make_scheduler()")
     scheduler._diffedit_used = True
@@ -96,18 +102,22 @@ def denoise(
         step_kwargs["generator"] = generator
     per_step = max(1, sampler.evaluations_per_step)
     iterations = len(timesteps) - begin
-    done, step_t = 0, None
+    done, step_t, evaluations = 0, None, 0
     for j in range(iterations):
         i = begin + j
         t = timesteps[i]
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        x_in = scheduler.scale_model_input(x, t)
-        model_out = model_fn(x_in, t)
-        out = scheduler.step(model_out, t, x, **step_kwargs)
-        x = out.prev_sample
-        if blend is not None:
-            x = blend(x, i, scheduler)
+        for r in range(resample if i + 1 < len(timesteps) else 1):
+            if r:  # RePaint: back from timesteps[i+1] to t with fresh noise, then the step again
+                x = _renoise_one_step(scheduler, x, t, timesteps[i + 1], generator)
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            x_in = scheduler.scale_model_input(x, t)
+            model_out = model_fn(x_in, t)
+            evaluations += 1
+            out = scheduler.step(model_out, t, x, **step_kwargs)
+            x = out.prev_sample
+            if blend is not None:
+                x = blend(x, i, scheduler)
         if callback is None:
             continue
         step_t = t if step_t is None else step_t
@@ -120,9 +130,20 @@ def denoise(
         done = completed
         preview = done == total or (preview_every > 0 and done % preview_every == 0)
         x0 = _predicted_x0(scheduler, out, x_in, model_out, t).to(x.dtype) if preview else None
-        callback(LoopStep(done, total, j + 1, float(step_t), x0))
+        callback(LoopStep(done, total, evaluations, float(step_t), x0))
         step_t = None
     return x.to(dtype)
+
+
+RESAMPLING_SCHEDULERS = ("DDPMScheduler", "DDIMScheduler")
+
+
+def _renoise_one_step(scheduler: Any, x: torch.Tensor, t: Any, t_next: Any, generator: torch.Generator) -> torch.Tensor:
+    """Sample x_t given x_{t_next} (t_next < t): the forward process over the gap between them."""
+    alphas = scheduler.alphas_cumprod
+    ratio = float(alphas[int(t)] / alphas[int(t_next)])
+    noise = torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+    return ratio**0.5 * x + (1 - ratio) ** 0.5 * noise
 
 
 def _start_index(scheduler: Any, steps: int, total: int) -> int:

@@ -22,6 +22,9 @@ class InpaintParams(SamplingParams):
     class_name: str = param("", label="Class", help="class to paint (class models)", widget="class")
     guidance_scale: float = param(3.0, label="Guidance", help="classifier-free guidance scale", minimum=0.0,
                                   maximum=30.0)
+    resample: int = param(1, label="Resample", help="RePaint: redo each step this many times so the new area "
+                          "harmonises with the rest (ddpm or ddim sampler; costs that many times longer)",
+                          minimum=1, maximum=20)
     context: int = param(32, label="Context", help="pixels of surroundings the model sees around the mask",
                          minimum=0, maximum=1024)
     feather: float = param(4.0, label="Feather", help="soften the seam over this many pixels inside the mask",

@@ -57,7 +57,12 @@ def inpaint_pixels(run: engine.Run, image: np.ndarray, mask: np.ndarray) -> tupl
     blend = None
     if "repaint" in method:
         blend = known_region_blend(to_model_space(run, x_pad), m_small, noise)
-    z = engine.sample(run, model_fn, shape, noise=noise, blend=blend)
+    if p.resample > 1 and blend is None:
+        raise engine.TaskError("resampling belongs to the repaint method; choose method 'repaint' or resample 1")
+    try:
+        z = engine.sample(run, model_fn, shape, noise=noise, blend=blend, resample=p.resample)
+    except ValueError as exc:
+        raise engine.TaskError(str(exc)) from None
     rgb = engine.tensor_to_rgb(crop_back(from_model_space(run, z), box))
     weight = feathered_weight(crop_mask, p.feather)
     return engine.rgb_to_rgba(rgb, np.rint(weight * 255).astype(np.uint8)), (x0, y0)

@@ -157,3 +157,18 @@ def test_every_builtin_sampler_runs_a_task(registry, checkpoint) -> None:
         assert out.image.shape == (32, 32, 4) and out.record.sampler == name
     with pytest.raises(TaskError, match="unknown sampler 'nope'"):
         run(registry, "generate", checkpoint("generate"), sampler="nope")
+
+
+def test_repaint_resampling(registry, checkpoint, photo, hole) -> None:
+    from diffedit.commands.run import flatten_result
+
+    seen = []
+    ctx = RunContext(progress=seen.append)
+    result = run(registry, "inpaint", checkpoint("generate"), image=photo, mask=hole, resample=3, steps=4,
+                 context=ctx)
+    assert np.array_equal(flatten_result(result, photo)[hole == 0], photo[hole == 0])
+    assert seen[-1].evaluations == 3 * 3 + 1  # every step but the last is done three times
+    plain = run(registry, "inpaint", checkpoint("generate"), image=photo, mask=hole, steps=4)
+    assert not np.array_equal(result.image, plain.image)
+    with pytest.raises(TaskError, match="resampling needs a sampler without step memory"):
+        run(registry, "inpaint", checkpoint("generate"), image=photo, mask=hole, resample=2, sampler="dpmpp-2m")
