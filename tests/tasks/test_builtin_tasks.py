@@ -7,7 +7,7 @@ import pytest
 
 from diffedit.diffusion.engine import TaskError
 from diffedit.tasks.base import RunContext, TaskRequest
-from diffedit.tasks.cancel import CancelToken, Cancelled
+from diffedit.tasks.cancel import Cancelled, CancelToken
 from diffedit.tasks.params import make_params
 from diffedit.tasks.runner import TaskInputError, run_task
 
