@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -353,6 +354,9 @@ class LoadedModel:
     vae: Any = None
     text_encoder: TextEncoder | None = None  # wraps the model and its tokenizer
     weights_sha256: dict[str, str] = field(default_factory=dict)
+    # For a model whose concatenated condition is not simply the image in model space (the SD x4
+    # upscaler takes the low-res pixels, noised): (pixels in [-1, 1] at output size, generator) -> channels.
+    encode_condition: Callable[[Any, Any], Any] | None = None
 
     @property
     def tokenizer(self) -> Any:

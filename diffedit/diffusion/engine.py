@@ -9,9 +9,10 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
+import importlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,7 @@ from diffedit.diffusion.samplers import get_sampler, make_scheduler
 from diffedit.document.records import GenerationRecord
 from diffedit.tasks.base import RunContext, StepProgress, TaskRequest, TaskResult
 from diffedit.tasks.params import params_to_record
-from diffedit.tasks.registry import SamplerInfo
+from diffedit.tasks.registry import ModelLoaderInfo, SamplerInfo
 
 _CACHE: OrderedDict[tuple[str, str, str], LoadedModel] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
@@ -37,19 +38,39 @@ class TaskError(ValueError):
     """A task cannot run with this model or input; the message says what to change."""
 
 
-def load_model(path: str, device: torch.device, dtype: torch.dtype) -> LoadedModel:
-    """Load (or reuse) a checkpoint; the last few stay in memory so repeated runs start at once."""
+def load_model(path: str, device: torch.device, dtype: torch.dtype,
+               loaders: Iterable[ModelLoaderInfo] = ()) -> LoadedModel:
+    """Load (or reuse) a checkpoint; the last few stay in memory so repeated runs start at once.
+
+    A folder that one of `loaders` (the registry's model loaders) detects loads through it, e.g. a
+    Stable Diffusion pipeline folder; anything else through load_checkpoint, whose errors say what is
+    wrong with the folder.
+    """
     key = (str(path), str(device), str(dtype))
     with _CACHE_LOCK:
         if key in _CACHE:
             _CACHE.move_to_end(key)
             return _CACHE[key]
-    model = load_checkpoint(path, device=device, dtype=dtype)
+    model = _load_uncached(path, device, dtype, loaders)
     with _CACHE_LOCK:
         _CACHE[key] = model
         while len(_CACHE) > CACHE_SIZE:
             _CACHE.popitem(last=False)
     return model
+
+
+def _load_uncached(path: str, device: torch.device, dtype: torch.dtype,
+                   loaders: Iterable[ModelLoaderInfo]) -> LoadedModel:
+    for info in loaders:
+        if _function(info.detect)(path):
+            return _function(info.load)(path, device, dtype)  # type: ignore[no-any-return]
+    return load_checkpoint(path, device=device, dtype=dtype)
+
+
+def _function(ref: str) -> Callable[..., Any]:
+    """A plugin's "module:function", imported now."""
+    module, _, name = ref.partition(":")
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -79,7 +100,7 @@ def start_run(request: TaskRequest, context: RunContext, accepted_tasks: tuple[s
     device = pick_device(request.device)
     dtype = pick_dtype(device, request.precision)
     assert request.model is not None
-    model = load_model(request.model, device, dtype)
+    model = load_model(request.model, device, dtype, context.model_loaders.values())
     if model.manifest.task not in accepted_tasks:
         raise TaskError(f"the model in {request.model} is a '{model.manifest.task}' model; task '{request.task}' "
                         f"needs one of: {', '.join(accepted_tasks)}")

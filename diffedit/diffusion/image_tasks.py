@@ -36,10 +36,20 @@ def generated_channels(run: Run) -> int:
 
 def condition_from_image(run: Run, rgba: np.ndarray) -> torch.Tensor:
     """The concatenated condition for an image: its pixels (or latents) with the model's channels."""
+    if run.model.encode_condition is not None:
+        return encode_condition(run, image_to_tensor(rgba, 3, run.device, run.dtype))
     m = run.manifest
     image_channels = m.condition_channels if not m.latent else 3
     x = image_to_tensor(rgba, image_channels if image_channels in (1, 3) else 3, run.device, run.dtype)
     return to_model_space(run, x)
+
+
+def encode_condition(run: Run, x: torch.Tensor) -> torch.Tensor:
+    """RGB pixels in [-1, 1] -> the channels concatenated to the UNet input: the image in model space,
+    unless the model encodes its condition itself (LoadedModel.encode_condition, seeded by the run)."""
+    if run.model.encode_condition is not None:
+        return run.model.encode_condition(x, run.generator)
+    return to_model_space(run, _cond_channels(run, x))
 
 
 def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | None = None, strength: float = 1.0,
@@ -64,7 +74,7 @@ def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | No
 
     def one_tile(cond_tile: torch.Tensor) -> torch.Tensor:
         padded, box = pad_to_multiple(cond_tile, multiple)
-        cond_model = to_model_space(run, _cond_channels(run, padded))
+        cond_model = encode_condition(run, padded)
         model_fn = conditioned_model(run, concat=cond_model, class_index=class_index, guidance_scale=guidance_scale)
         shape = (1, generated_channels(run), padded.shape[2] // f, padded.shape[3] // f)
         # start from the degraded image itself when the model generates the same kind of image

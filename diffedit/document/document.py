@@ -305,41 +305,42 @@ class Document:
             return None
         return box, self.selection.read(box.translated(*layer.offset))[..., 0]
 
+    def _edit_selected(self, layer: Layer, text: str, whole: Callable[[], None],
+                       blend: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> None:
+        """One undo step that changes the whole layer when nothing is selected, else only the
+        selection's bounding box: `blend(pixels, selection)` returns the new pixels there."""
+        with self.edit_pixels(layer, text) as rec:
+            if not self.has_selection:
+                rec.touch(layer.surface.bounds)
+                whole()
+                return
+            area = self._selected_area(layer)
+            if area is None:
+                return
+            box, sel = area
+            rec.touch(box)
+            layer.surface.write(box.x, box.y, blend(layer.surface.read(box), sel))
+
     def fill_layer(self, layer: Layer, color: Sequence[int] | int) -> None:
         """Fill the selection (or the whole layer) with a colour (a mask value for masks)."""
         value = np.asarray(color, np.uint8).reshape(-1)
         if value.size != layer.surface.channels:
             raise ValueError(f"layer {layer.name!r} takes {layer.surface.channels} values per pixel, got {value.size}")
-        with self.edit_pixels(layer, f"Fill {layer.name}") as rec:
-            if not self.has_selection:
-                rec.touch(layer.surface.bounds)
-                layer.surface.fill(tuple(value))
-                return
-            area = self._selected_area(layer)
-            if area is None:
-                return
-            box, sel = area
-            rec.touch(box)
-            current = layer.surface.read(box).astype(np.float32)
+
+        def blend(pixels: np.ndarray, sel: np.ndarray) -> np.ndarray:
             w = sel[..., None].astype(np.float32) / 255
-            mixed = current * (1 - w) + value.astype(np.float32) * w
-            layer.surface.write(box.x, box.y, np.rint(mixed).astype(np.uint8))
+            return np.rint(pixels * (1 - w) + value.astype(np.float32) * w).astype(np.uint8)
+
+        self._edit_selected(layer, f"Fill {layer.name}", lambda: layer.surface.fill(tuple(value)), blend)
 
     def clear_layer(self, layer: Layer) -> None:
         """Clear the selection (or the whole layer) to transparent (to unmasked, for masks)."""
-        with self.edit_pixels(layer, f"Clear {layer.name}") as rec:
-            if not self.has_selection:
-                rec.touch(layer.surface.bounds)
-                layer.surface.clear()
-                return
-            area = self._selected_area(layer)
-            if area is None:
-                return
-            box, sel = area
-            rec.touch(box)
-            current = layer.surface.read(box)
-            current[..., -1] = np.rint(current[..., -1] * (1 - sel / 255)).astype(np.uint8)
-            layer.surface.write(box.x, box.y, current)
+
+        def blend(pixels: np.ndarray, sel: np.ndarray) -> np.ndarray:
+            pixels[..., -1] = np.rint(pixels[..., -1] * (1 - sel / 255)).astype(np.uint8)
+            return pixels
+
+        self._edit_selected(layer, f"Clear {layer.name}", layer.surface.clear, blend)
 
     def layer_from_selection(self, layer: Layer | None = None) -> RasterLayer:
         """A new layer holding the selected part of a raster layer (default: the active one)."""

@@ -88,6 +88,8 @@ class Canvas(QWidget):
         self._pending: tuple[Rect, Rect] = (EMPTY, EMPTY)
         self._conns = Connections()
         self._checker = QBrush(checkerboard())
+        self.preview: QImage | None = None  # a running task's live preview, drawn over the document
+        self.preview_rect: Rect | None = None
         self.setMouseTracking(True)
         self.setTabletTracking(True)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
@@ -102,6 +104,7 @@ class Canvas(QWidget):
         self.cancel_stroke()
         self._conns.clear()
         self.doc = doc
+        self.preview = self.preview_rect = None
         self._images = None if doc is None else DisplayImages(doc)
         if doc is None:
             self.update()
@@ -148,6 +151,11 @@ class Canvas(QWidget):
             dirty = self._images.refresh(image_rect, overlay_rect)
             if not dirty.is_empty():
                 self.update(self.widget_rect(dirty))
+
+    def set_preview(self, image: QImage | None, rect: Rect | None = None) -> None:
+        """Show a task's preview stretched over `rect` (document pixels), or remove it (None)."""
+        self.preview, self.preview_rect = (image, rect) if image is not None and rect is not None else (None, None)
+        self.update()
 
     def display_image(self) -> QImage:
         """The composite as shown (without overlays), for tests and screenshots."""
@@ -246,11 +254,24 @@ class Canvas(QWidget):
                 painter.drawImage(target, images.image, source)
                 if images.overlay_used:
                     painter.drawImage(target, images.overlay, source)
+            self._paint_preview(painter)
             painter.setPen(QPen(QColor(0, 0, 0, 120), 1))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(doc_area.adjusted(-1, -1, 0, 0))
             self._paint_brush_outline(painter)
         painter.end()
+
+    def _paint_preview(self, painter: QPainter) -> None:
+        if self.preview is None or self.preview_rect is None:
+            return
+        r = self.preview_rect
+        area = QRectF(self.doc_to_widget(r.x, r.y), self.doc_to_widget(r.right, r.bottom))
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.drawImage(area, self.preview)
+        pen = QPen(QColor(255, 200, 0, 230), 1, Qt.PenStyle.DashLine)  # marks the area being generated
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(area.adjusted(-0.5, -0.5, 0.5, 0.5))
 
     def _brush_radius(self) -> float:
         return self.tools.settings.size / 2 * self.zoom

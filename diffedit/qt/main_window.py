@@ -28,12 +28,15 @@ from diffedit.document.document import Document
 from diffedit.document.imagefiles import ImageFileError
 from diffedit.document.io import OPEN_EXTENSIONS, export_image, open_document, save_document
 from diffedit.document.layers import Layer, LayerLockedError, MaskLayer
+from diffedit.plugins import PluginHost
 from diffedit.qt.bindings import Connections
 from diffedit.qt.canvas import Canvas
+from diffedit.qt.device_status import DeviceLabel
 from diffedit.qt.dialogs import NewDocumentDialog
 from diffedit.qt.history_panel import HistoryPanel
 from diffedit.qt.layers_panel import LayersPanel
 from diffedit.qt.start_page import StartPage
+from diffedit.qt.task_panel import TaskPanel
 from diffedit.qt.tool_options import ToolOptionsBar
 from diffedit.qt.tools import Tool, ToolState
 
@@ -49,7 +52,7 @@ class MainWindow(QMainWindow):
 
     error_shown = Signal(str, str)  # (title, message), also shown in a message box
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, host: PluginHost | None = None) -> None:
         super().__init__(parent)
         self.doc: Document | None = None
         self._conns = Connections()
@@ -68,12 +71,19 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.layers_panel)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.history_panel)
         self.layers_panel.error.connect(self.show_error)
+        self.task_panel = TaskPanel(host, self)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.task_panel)
+        self.task_panel.error.connect(self.show_error)
+        self.task_panel.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
+        self.task_panel.preview_changed.connect(self.canvas.set_preview)
+        self.device_label = DeviceLabel()
         self.position_label = QLabel()
         self.zoom_label = QLabel()
         self.zoom_label.setMinimumWidth(56)
         self.position_label.setMinimumWidth(110)
         self.statusBar().addPermanentWidget(self.position_label)
         self.statusBar().addPermanentWidget(self.zoom_label)
+        self.statusBar().addPermanentWidget(self.device_label)
         self.canvas.cursor_moved.connect(self._show_position)
         self.canvas.zoom_changed.connect(lambda z: self.zoom_label.setText(f"{z * 100:.0f}%"))
         self.canvas.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
@@ -178,6 +188,7 @@ class MainWindow(QMainWindow):
         m.addSeparator()
         m.addAction(self.layers_panel.toggleViewAction())
         m.addAction(self.history_panel.toggleViewAction())
+        m.addAction(self.task_panel.toggleViewAction())
 
         m = bar.addMenu("&Tools")
         group = QActionGroup(self)
@@ -204,6 +215,7 @@ class MainWindow(QMainWindow):
         self.canvas.set_document(doc)
         self.layers_panel.set_document(doc)
         self.history_panel.set_document(doc)
+        self.task_panel.set_document(doc)
         if doc is not None:
             self._conns.connect(doc.history.changed, self._history_changed)
         self.stack.setCurrentWidget(self.canvas if doc is not None else self.start_page)
@@ -246,10 +258,12 @@ class MainWindow(QMainWindow):
             return False
         return True
 
-    def show_error(self, title: str, message: str) -> None:
+    def show_error(self, title: str, message: str, details: str = "") -> None:
         """A window-modal message box that does not block the caller (so tests and scripts go on)."""
         self.last_error = message
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        if details:
+            box.setDetailedText(details)
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.error_shown.emit(title, message)
@@ -365,6 +379,7 @@ class MainWindow(QMainWindow):
             self.canvas.end_stroke()
         if self.maybe_discard():
             self.set_document(None)
+            self.task_panel.shutdown()  # no worker thread may outlive the window
             event.accept()
         else:
             event.ignore()

@@ -66,6 +66,7 @@ class RunContext:
     progress: Callable[[StepProgress], None] | None = None
     preview_every: int = 1
     samplers: dict[str, Any] = field(default_factory=dict)  # name -> SamplerInfo, from the registry
+    model_loaders: dict[str, Any] = field(default_factory=dict)  # name -> ModelLoaderInfo, from the registry
 
     def report(self, progress: StepProgress) -> None:
         if self.progress is not None:

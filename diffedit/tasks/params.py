@@ -64,6 +64,19 @@ class SamplingParams:
                              minimum=0, maximum=2**63 - 1)
 
 
+@dataclass
+class ConditioningParams(SamplingParams):
+    """Sampling plus what conditioned models take: a prompt (text models), a class (class models)
+    and the classifier-free guidance scale. Models ignore what they were not trained on."""
+
+    prompt: str = param("", label="Prompt", help="what to draw (text-conditioned models)", widget="prompt")
+    negative_prompt: str = param("", label="Negative prompt", help="what to avoid (text models)", widget="prompt")
+    class_name: str = param("", label="Class", help="what to draw (class-conditioned models; empty: any)",
+                            widget="class")
+    guidance_scale: float = param(3.0, label="Guidance", help="classifier-free guidance scale", minimum=0.0,
+                                  maximum=30.0)
+
+
 def _resolve_type(annotation: Any) -> tuple[type, bool]:
     """(base type, optional) for annotations like `int`, `int | None`, `str`."""
     origin = typing.get_origin(annotation)

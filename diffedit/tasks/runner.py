@@ -59,5 +59,7 @@ def run_task(request: TaskRequest, registry: Registry, context: RunContext | Non
     context = context or RunContext()
     if not context.samplers:
         context.samplers = dict(registry.samplers)
+    if not context.model_loaders:
+        context.model_loaders = dict(registry.model_loaders)
     context.cancel.raise_if_cancelled()
     return spec.load_runner()(request, context)

@@ -6,20 +6,14 @@ from dataclasses import dataclass
 
 from diffedit.hookspecs import hookimpl
 from diffedit.tasks.base import TaskSpec
-from diffedit.tasks.params import SamplingParams, param
+from diffedit.tasks.params import ConditioningParams, param
 from diffedit.tasks.registry import Registry
 
 DIFFEDIT_PLUGIN_API = ">=1,<2"
 
 
 @dataclass
-class GenerateParams(SamplingParams):
-    prompt: str = param("", label="Prompt", help="what to draw (text-conditioned models)", widget="prompt")
-    negative_prompt: str = param("", label="Negative prompt", help="what to avoid (text models)", widget="prompt")
-    class_name: str = param("", label="Class", help="what to draw (class-conditioned models; empty: any)",
-                            widget="class")
-    guidance_scale: float = param(3.0, label="Guidance", help="classifier-free guidance scale", minimum=0.0,
-                                  maximum=30.0)
+class GenerateParams(ConditioningParams):
     width: int = param(0, label="Width", help="image width in pixels (0: the model's size)", minimum=0,
                        maximum=4096)
     height: int = param(0, label="Height", help="image height in pixels (0: the model's size)", minimum=0,

@@ -6,21 +6,16 @@ from dataclasses import dataclass
 
 from diffedit.hookspecs import hookimpl
 from diffedit.tasks.base import TaskSpec
-from diffedit.tasks.params import SamplingParams, param
+from diffedit.tasks.params import ConditioningParams, param
 from diffedit.tasks.registry import Registry
 
 DIFFEDIT_PLUGIN_API = ">=1,<2"
 
 
 @dataclass
-class Img2ImgParams(SamplingParams):
+class Img2ImgParams(ConditioningParams):
     strength: float = param(0.6, label="Strength", help="how far to move from the input (1: ignore it)",
                             minimum=0.0, maximum=1.0, widget="slider")
-    prompt: str = param("", label="Prompt", help="what the result should show (text models)", widget="prompt")
-    negative_prompt: str = param("", label="Negative prompt", help="what to avoid (text models)", widget="prompt")
-    class_name: str = param("", label="Class", help="class to move towards (class models)", widget="class")
-    guidance_scale: float = param(3.0, label="Guidance", help="classifier-free guidance scale", minimum=0.0,
-                                  maximum=30.0)
 
 
 @hookimpl

@@ -6,22 +6,17 @@ from dataclasses import dataclass
 
 from diffedit.hookspecs import hookimpl
 from diffedit.tasks.base import TaskSpec
-from diffedit.tasks.params import SamplingParams, param
+from diffedit.tasks.params import ConditioningParams, param
 from diffedit.tasks.registry import Registry
 
 DIFFEDIT_PLUGIN_API = ">=1,<2"
 
 
 @dataclass
-class InpaintParams(SamplingParams):
+class InpaintParams(ConditioningParams):
     method: str = param("auto", label="Method", choices=("auto", "repaint", "conditioned"),
                         help="repaint: any model, the known area is put back every step; conditioned: a model "
                              "trained for inpainting; auto: conditioned when the model is an inpainting model")
-    prompt: str = param("", label="Prompt", help="what to paint in (text models)", widget="prompt")
-    negative_prompt: str = param("", label="Negative prompt", help="what to avoid (text models)", widget="prompt")
-    class_name: str = param("", label="Class", help="class to paint (class models)", widget="class")
-    guidance_scale: float = param(3.0, label="Guidance", help="classifier-free guidance scale", minimum=0.0,
-                                  maximum=30.0)
     resample: int = param(1, label="Resample", help="RePaint: redo each step this many times so the new area "
                           "harmonises with the rest (ddpm or ddim sampler; costs that many times longer)",
                           minimum=1, maximum=20)
