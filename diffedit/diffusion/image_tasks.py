@@ -53,7 +53,8 @@ def encode_condition(run: Run, x: torch.Tensor) -> torch.Tensor:
 
 
 def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | None = None, strength: float = 1.0,
-                       guidance_scale: float = 1.0, tile: int = 0, overlap: int = 16) -> np.ndarray:
+                       guidance_scale: float = 1.0, tile: int = 0, overlap: int = 16, prompt: str = "",
+                       negative_prompt: str = "") -> np.ndarray:
     """Sample an image of cond_rgba's size conditioned on it, tile by tile; (h, w, 3) uint8.
 
     With `strength` < 1 each tile starts from its condition noised part-way (SDEdit from the
@@ -75,7 +76,8 @@ def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | No
     def one_tile(cond_tile: torch.Tensor) -> torch.Tensor:
         padded, box = pad_to_multiple(cond_tile, multiple)
         cond_model = encode_condition(run, padded)
-        model_fn = conditioned_model(run, concat=cond_model, class_index=class_index, guidance_scale=guidance_scale)
+        model_fn = conditioned_model(run, concat=cond_model, class_index=class_index, guidance_scale=guidance_scale,
+                                     prompt=prompt, negative_prompt=negative_prompt)
         shape = (1, generated_channels(run), padded.shape[2] // f, padded.shape[3] // f)
         # start from the degraded image itself when the model generates the same kind of image
         init = to_model_space(run, padded) if strength < 1 and run.manifest.channels == 3 else None

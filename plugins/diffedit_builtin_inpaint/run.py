@@ -29,7 +29,7 @@ def _method(run: engine.Run, asked: str) -> str:
     if asked == "conditioned" and not conditioned_model:
         raise engine.TaskError(f"the model in {run.model.path} is not an inpainting model (no mask input); "
                                "use method 'repaint' or an inpainting checkpoint")
-    if asked == "repaint" and run.manifest.conditioning == "concat" and conditioned_model:
+    if asked == "repaint" and conditioned_model:
         return "conditioned+repaint"
     return asked
 

@@ -30,6 +30,10 @@ class ImageConditionedParams(SamplingParams):
 @dataclass
 class SuperResolveParams(ImageConditionedParams):
     scale: int = param(0, label="Scale", choices=(0, 2, 4), help="upscaling factor (0: the model's own)")
+    prompt: str = param("", label="Prompt", help="what the image shows (text-conditioned upscalers)", widget="prompt")
+    negative_prompt: str = param("", label="Negative prompt", help="what to avoid (text upscalers)", widget="prompt")
+    guidance_scale: float = param(1.0, label="Guidance", help="classifier-free guidance scale (text upscalers)",
+                                  minimum=0.0, maximum=30.0)
 
 
 @hookimpl
