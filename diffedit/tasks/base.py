@@ -8,12 +8,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from diffedit.document.records import GenerationRecord
 from diffedit.tasks.cancel import CancelToken
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
