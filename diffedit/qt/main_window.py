@@ -39,6 +39,7 @@ from diffedit.qt.start_page import StartPage
 from diffedit.qt.task_panel import TaskPanel
 from diffedit.qt.tool_options import ToolOptionsBar
 from diffedit.qt.tools import Tool, ToolState
+from diffedit.tasks.base import TaskSpec
 
 log = logging.getLogger(__name__)
 APP_NAME = "DiffEdit"
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.task_panel.error.connect(self.show_error)
         self.task_panel.message.connect(lambda text: self.statusBar().showMessage(text, 15000))
         self.task_panel.preview_changed.connect(self.canvas.set_preview)
+        self.task_panel.result_added.connect(self._result_added)
         self.device_label = DeviceLabel()
         self.position_label = QLabel()
         self.zoom_label = QLabel()
@@ -233,6 +235,10 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(index < len(steps))
         self.undo_action.setText(f"&Undo {steps[index - 1]}" if index > 0 else "&Undo")
         self.redo_action.setText(f"&Redo {steps[index]}" if index < len(steps) else "&Redo")
+
+    def _result_added(self, spec: TaskSpec, layers: list[Layer]) -> None:
+        if "mask" in spec.inputs:  # let the result be seen; painting a mask shows the tint again
+            self.canvas.set_mask_shown(False)
 
     def _doc(self) -> Document:
         if self.doc is None:
