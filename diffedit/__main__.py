@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "samplers": "list the samplers the installed plugins offer",
     "models": "create and inspect checkpoint folders (models new, models info)",
     "plugins": "list, enable and disable plugins",
+    "train": "train a diffusion model on a folder of your images",
     "fid": "compare image sets or checkpoints by FID and KID (offline Inception weights)",
     "weights": "fetch or list optional weights (pytorch-fid's Inception) by explicit command",
 }
@@ -102,6 +103,7 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
     "samplers": _lazy("diffedit.commands.plugins", "samplers_main"),
     "models": _lazy("diffedit.commands.models", "main"),
     "plugins": _lazy("diffedit.commands.plugins", "plugins_main"),
+    "train": _lazy("diffedit.commands.train", "main"),
     "fid": _lazy("diffedit.commands.fid", "main"),
     "weights": _lazy("diffedit.commands.weights", "main"),
 }

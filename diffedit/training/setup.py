@@ -1,0 +1,171 @@
+"""Everything a run needs before its first step: checked data, the model (new or resumed), the frozen
+VAE and text encoder. Kept apart from the loop so every error here comes before any training."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from diffedit.diffusion.checkpoints import CheckpointError, load_checkpoint
+from diffedit.diffusion.models import PRESETS, TASK_DEFAULTS, ModelBundle, build
+from diffedit.training import data as data_mod
+from diffedit.training import degrade, state
+from diffedit.training.config import RESUME_FIXED, TrainConfig, TrainingError
+
+TRAINABLE_TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment")
+
+
+@dataclass
+class Prepared:
+    index: data_mod.DataIndex
+    train: list[data_mod.Item]
+    val: list[data_mod.Item]
+    bundle: ModelBundle
+    resume_from: Path | None = None
+    resume_state: dict[str, Any] | None = None
+
+
+def check_config(c: TrainConfig) -> str:
+    """Settings errors as one clear message; returns the conditioning the run will use."""
+    if c.task not in TRAINABLE_TASKS:
+        raise TrainingError(f"training task '{c.task}' is not supported; choose one of {', '.join(TRAINABLE_TASKS)}"
+                            + (" (paired img2img data is not supported yet)" if c.task == "img2img" else ""))
+    if c.preset not in PRESETS:
+        raise TrainingError(f"unknown preset '{c.preset}'; choose one of {', '.join(PRESETS)}")
+    for key in ("steps", "batch", "accumulate", "checkpoint_every", "keep", "sample_steps"):
+        if getattr(c, key) < 1:
+            raise TrainingError(f"{key.replace('_', '-')} must be at least 1, not {getattr(c, key)}")
+    if not c.lr > 0:
+        raise TrainingError(f"lr must be positive, not {c.lr}")
+    conditioning = c.conditioning or TASK_DEFAULTS[c.task][0]
+    if conditioning == "class" and c.task not in ("generate", "restore"):
+        raise TrainingError(f"class conditioning trains for generate (labels = sub-folders) or restore "
+                            f"(labels = degradations), not '{c.task}'")
+    if c.latent and c.task == "segment":
+        raise TrainingError("latent segmentation models are not supported: train a pixel model")
+    if c.latent and not c.vae:
+        raise TrainingError("latent training needs a trained VAE (--vae FOLDER); a random one encodes nothing")
+    if c.task == "super-resolve" and (c.scale_factor or 4) not in (2, 4):
+        raise TrainingError(f"super-resolve trains x2 or x4 models, not x{c.scale_factor}")
+    return conditioning
+
+
+def load_data(c: TrainConfig, conditioning: str) -> tuple[data_mod.DataIndex, list[data_mod.Item],
+                                                             list[data_mod.Item]]:
+    need = data_mod.needs(c.task, conditioning)
+    index = data_mod.scan(c.data, **need)
+    data_mod.validate(index, batch=c.batch, captions=need["captions"], masks=need["masks"],
+                      min_classes=1 if need["labels"] else 0)
+    train_ids, val_ids = data_mod.split(len(index.items), c.val_fraction, c.seed)
+    if len(train_ids) < c.batch:  # a small folder: every image trains, none validates
+        train_ids, val_ids = list(range(len(index.items))), []
+    val_ids = val_ids[: c.val_max]
+    return index, [index.items[i] for i in train_ids], [index.items[i] for i in val_ids]
+
+
+def load_vae(path: str) -> Any:
+    """An AutoencoderKL from a diffusers vae folder or a checkpoint folder that has vae/."""
+    import diffusers
+
+    root = Path(path)
+    folder = root / "vae" if (root / "vae" / "config.json").is_file() else root
+    if not (folder / "config.json").is_file():
+        raise TrainingError(f"{root}: no VAE here (expected config.json, or vae/config.json)")
+    try:
+        vae = diffusers.AutoencoderKL.from_pretrained(str(folder), local_files_only=True)
+    except Exception as exc:  # diffusers raises many kinds for a broken folder
+        raise TrainingError(f"{folder}: not a readable AutoencoderKL ({str(exc).splitlines()[0][:120]})") from None
+    return vae.eval().requires_grad_(False)
+
+
+def _text_encoder(c: TrainConfig) -> Any:
+    if not c.text_encoder:
+        return None  # build() makes the preset's random CLIP, seeded
+    from diffedit.diffusion.text import TextEncoderError, load_text_encoder
+
+    try:
+        return load_text_encoder(c.text_encoder)
+    except TextEncoderError as exc:
+        raise TrainingError(str(exc)) from None
+
+
+def new_bundle(c: TrainConfig, conditioning: str, class_names: list[str]) -> ModelBundle:
+    if conditioning == "class" and c.task == "restore":
+        class_names = list(degrade.RESTORE_DEGRADATIONS)
+    try:
+        bundle = build(c.task, conditioning, c.preset, c.size, class_names=class_names, latent=c.latent,
+                       prediction_type=c.prediction_type, scale_factor=c.scale_factor, start=c.start,
+                       text_encoder=_text_encoder(c), seed=c.seed)
+    except (ValueError, CheckpointError) as exc:
+        raise TrainingError(str(exc)) from None
+    if c.latent:
+        assert c.vae
+        vae = load_vae(c.vae)
+        built = bundle.vae.config
+        for key in ("in_channels", "latent_channels"):
+            if vae.config[key] != built[key]:
+                raise TrainingError(f"{c.vae}: the VAE has {key} {vae.config[key]}, the '{c.preset}' preset "
+                                    f"needs {built[key]}")
+        if len(vae.config.block_out_channels) != len(built.block_out_channels):
+            raise TrainingError(f"{c.vae}: the VAE scales by 2^{len(vae.config.block_out_channels) - 1}, the "
+                                f"'{c.preset}' preset expects 2^{len(built.block_out_channels) - 1}")
+        bundle.vae = vae
+    return bundle
+
+
+def resumed_bundle(c: TrainConfig, folder: Path) -> tuple[ModelBundle, dict[str, Any]]:
+    """The latest checkpoint's modules with the raw (non-EMA) weights from its training state."""
+    try:
+        loaded = load_checkpoint(folder)
+        saved = state.load_state(folder)
+    except (CheckpointError, OSError, RuntimeError) as exc:
+        raise TrainingError(f"cannot resume from {folder}: {str(exc).splitlines()[0]}") from None
+    before = saved.get("config", {})
+    changed = [k for k in RESUME_FIXED if k in before and before[k] != getattr(c, k)]
+    if changed:
+        raise TrainingError(f"cannot resume {c.out}: {', '.join(changed)} differ from the run being resumed "
+                            f"({', '.join(f'{k}={before[k]!r}' for k in changed)})")
+    loaded.unet.load_state_dict(saved["unet"])
+    manifest = dataclasses.replace(loaded.manifest)
+    bundle = ModelBundle(manifest, loaded.unet, dict(loaded.scheduler_config), loaded.vae, loaded.text_encoder)
+    if bundle.vae is not None:
+        bundle.vae.requires_grad_(False)
+    return bundle, saved
+
+
+def prepare(c: TrainConfig) -> Prepared:
+    """Check settings, data and the output folder; build or resume the model. Nothing trains yet."""
+    conditioning = check_config(c)
+    index, train, val = load_data(c, conditioning)
+    out = Path(c.out)
+    done = state.completed(out)
+    if c.resume:
+        if not done:
+            raise TrainingError(f"{out}: no checkpoint to resume from (expected checkpoints/step-N with its "
+                                ".state.pt)")
+        bundle, saved = resumed_bundle(c, done[-1][1])
+        if bundle.manifest.class_names and c.task == "generate" and bundle.manifest.class_names != index.class_names:
+            raise TrainingError(f"{c.data}: the class folders ({', '.join(index.class_names)}) differ from the "
+                                f"model's classes ({', '.join(bundle.manifest.class_names)})")
+        return Prepared(index, train, val, bundle, done[-1][1], saved)
+    if done:
+        raise TrainingError(f"{out}: already holds checkpoints of a run; resume it (--resume) or choose another "
+                            "output folder")
+    return Prepared(index, train, val, new_bundle(c, conditioning, index.class_names))
+
+
+def fit_scaling_factor(vae: Any, items: list[data_mod.Item], size: int, channels: int,
+                       device: torch.device) -> float:
+    """1 / std of the latents of (up to 32) training images, as Stable Diffusion chose 0.18215."""
+    rng = np.random.default_rng(0)
+    examples = [data_mod.load_example(item, size, channels, rng, augment=False) for item in items[:32]]
+    x = torch.from_numpy(np.stack([e.image for e in examples]).astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)
+    with torch.no_grad():
+        z = vae.encode(x.to(device)).latent_dist.mean
+    std = float(z.float().std())
+    return 1.0 / std if std > 0 else 1.0
