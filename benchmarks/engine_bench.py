@@ -30,13 +30,15 @@ from diffedit.tasks.params import make_params
 from diffedit.tasks.runner import run_task
 
 
-def _median_time(fn, repeats: int) -> float:  # type: ignore[no-untyped-def]
-    times = []
+def _median_times(fns, repeats: int) -> list[float]:  # type: ignore[no-untyped-def]
+    """Median time of each function, the runs interleaved so that all see the same machine load."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for i, fn in enumerate(fns):
+            t = time.perf_counter()
+            fn()
+            times[i].append(time.perf_counter() - t)
+    return [statistics.median(t) for t in times]
 
 
 def loop_overhead(steps: int, repeats: int, preset: str, size: int) -> None:
@@ -68,7 +70,7 @@ def loop_overhead(steps: int, repeats: int, preset: str, size: int) -> None:
              output_type="np")
 
     bare(), ours(), theirs()  # warm-up
-    t_bare, t_ours, t_theirs = (_median_time(f, repeats) for f in (bare, ours, theirs))
+    t_bare, t_ours, t_theirs = _median_times((bare, ours, theirs), repeats)
     params = sum(p.numel() for p in unet.parameters()) / 1e6
     print(f"\nDDIM {steps} steps, preset {preset} ({params:.1f} M), {size} px, median of {repeats}:")
     print("| | seconds | vs bare model |")
