@@ -207,6 +207,10 @@ class Trainer:
         return ModelBundle(replace(self.manifest, made=made), self.ema.model, self.bundle.scheduler_config,
                            self.bundle.vae, self.text_encoder)
 
+    def checkpoint(self) -> tuple[Path, float | None, Path]:
+        """Save a checkpoint of the current step now (pause, stop): (folder, validation loss, sample grid)."""
+        return self._checkpoint()
+
     def _checkpoint(self) -> tuple[Path, float | None, Path]:
         for name, module in (("weights", self.unet), ("EMA weights", self.ema.model)):
             if not all(torch.isfinite(p).all() for p in module.parameters()):
