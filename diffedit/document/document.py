@@ -33,6 +33,7 @@ class DocumentEvents:
         self.pixels_changed = Signal()  # (layer, rect)
         self.selection_changed = Signal()  # (rect)
         self.active_changed = Signal()  # (layer or None)
+        self.size_changed = Signal()  # (width, height) canvas resized or image scaled
 
 
 class StackCommand(Command):
@@ -252,6 +253,18 @@ class Document:
         flat = RasterLayer(name="Background", surface=TiledSurface.from_array(self.composite()))
         self._stack("Flatten image", [flat, *self.mask_layers], flat)
         return flat
+
+    def resize_canvas(self, width: int, height: int, offset_x: int = 0, offset_y: int = 0) -> None:
+        """One undo step: a width x height canvas, layers and selection moved by the offset."""
+        from diffedit.document.canvas_ops import resize_canvas
+
+        resize_canvas(self, width, height, offset_x, offset_y)
+
+    def scale_image(self, size: float | tuple[int, int], resample: str = "lanczos") -> None:
+        """One undo step: scale the document and its layers by a factor or to (width, height)."""
+        from diffedit.document.canvas_ops import scale_image
+
+        scale_image(self, size, resample)
 
     # -- pixels ------------------------------------------------------------------------------
     def _notify_for(self, target: Layer | None) -> Callable[[Rect], None]:

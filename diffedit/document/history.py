@@ -227,6 +227,11 @@ class History:
         self._clean_at = self.position
         self.changed.emit()
 
+    def mark_modified(self) -> None:
+        """No state is clean (a recovered document has unsaved work, though nothing to undo)."""
+        self._clean_at = None
+        self.changed.emit()
+
     def is_clean(self) -> bool:
         return self._clean_at == self.position
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from diffedit.document.document import MAX_DOCUMENT_SIDE, Document
+from diffedit.document.document import MAX_DOCUMENT_SIDE, Document, StackCommand
 from diffedit.document.imagefiles import (
     DEFAULT_MAX_PIXELS,
     READ_EXTENSIONS,
@@ -77,3 +77,23 @@ def export_image(doc: Document, path: str | os.PathLike[str]) -> Path:
     )
     parameters = top.to_parameters_text() if top else str(doc.metadata.get("parameters", ""))
     return write_image(path, pixels, png_text_chunks(records, parameters))
+
+
+def import_layer(
+    doc: Document, path: str | os.PathLike[str], max_pixels: int = DEFAULT_MAX_PIXELS
+) -> tuple[RasterLayer, list[str]]:
+    """Add a flat image file as a new raster layer (top left, above the active layer) in one undo step.
+
+    The canvas is not resized: a larger image is partly hidden (a note says so), as in other editors.
+    """
+    p = Path(path)
+    image = read_image(p, max_pixels)
+    layer = RasterLayer(name=doc.unique_name(p.stem), surface=TiledSurface.from_array(image.pixels))
+    after = list(doc.layers)
+    after.insert(doc.index_of(doc.active) + 1 if doc.active is not None else len(after), layer)
+    doc.history.execute(StackCommand(doc, f"Import {layer.name}", after, layer))
+    notes = list(image.notes)
+    h, w = image.pixels.shape[:2]
+    if w > doc.width or h > doc.height:
+        notes.append(f"'{p.name}' is {w}×{h}, larger than the {doc.width}×{doc.height} canvas: parts are hidden")
+    return layer, notes

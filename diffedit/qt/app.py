@@ -23,6 +23,7 @@ def open_windows(files: Sequence[str]) -> list[MainWindow]:
         if path is not None:
             window.open_path(path)  # a file that cannot be read shows an error over the start page
         windows.append(window)
+    windows[0].offer_recovery()  # a crash left unsaved work behind: offer it (not blocking)
     _windows.extend(windows)
     return windows
 

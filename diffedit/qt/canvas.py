@@ -29,33 +29,12 @@ from diffedit.document.document import Document
 from diffedit.document.geometry import Rect
 from diffedit.document.layers import Layer, LayerLockedError, MaskLayer
 from diffedit.qt.bindings import Connections, checkerboard
+from diffedit.qt.canvas_tools import CanvasTools
 from diffedit.qt.display import EMPTY, DisplayImages
 from diffedit.qt.tools import ToolState
 
-ZOOM_STEPS = (
-    1 / 32,
-    1 / 16,
-    1 / 12,
-    1 / 8,
-    1 / 6,
-    1 / 4,
-    1 / 3,
-    1 / 2,
-    2 / 3,
-    1.0,
-    1.5,
-    2.0,
-    3.0,
-    4.0,
-    6.0,
-    8.0,
-    12.0,
-    16.0,
-    24.0,
-    32.0,
-    48.0,
-    64.0,
-)
+ZOOM_STEPS = (1 / 32, 1 / 16, 1 / 12, 1 / 8, 1 / 6, 1 / 4, 1 / 3, 1 / 2, 2 / 3, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0,
+              8.0, 12.0, 16.0, 24.0, 32.0, 48.0, 64.0)
 MIN_ZOOM, MAX_ZOOM = ZOOM_STEPS[0], ZOOM_STEPS[-1]
 BACKGROUND = QColor(58, 58, 62)
 FIT_MARGIN = 16
@@ -88,6 +67,7 @@ class Canvas(QWidget):
         self._pending: tuple[Rect, Rect] = (EMPTY, EMPTY)
         self._conns = Connections()
         self._checker = QBrush(checkerboard())
+        self.tool_input = CanvasTools(self)  # selection, picker and fill tools
         self.preview: QImage | None = None  # a running task's live preview, drawn over the document
         self.preview_rect: Rect | None = None
         self.setMouseTracking(True)
@@ -112,8 +92,18 @@ class Canvas(QWidget):
         self._images.masks_shown = self.mask_shown
         self._conns.connect(doc.events.pixels_changed, self._on_pixels_changed)
         self._conns.connect(doc.events.selection_changed, self._on_selection_changed)
+        self._conns.connect(doc.events.size_changed, self._on_size_changed)
         self._refresh(doc.bounds, doc.bounds)
         self.fit(max_zoom=1.0)
+
+    def _on_size_changed(self, width: int, height: int) -> None:
+        """Canvas resized or image scaled: new display images of the new size, and fit it again."""
+        assert self.doc is not None
+        self.tool_input.cancel()
+        self._images = DisplayImages(self.doc)
+        self._images.masks_shown = self.mask_shown
+        self._refresh(self.doc.bounds, self.doc.bounds)
+        self.fit(max(self._fit_cap, 1.0) if self._auto_fit else 1.0)
 
     def set_mask_shown(self, shown: bool) -> None:
         """Show or hide the tinted overlay of the mask layers (the document is not changed)."""
@@ -255,6 +245,7 @@ class Canvas(QWidget):
                 if images.overlay_used:
                     painter.drawImage(target, images.overlay, source)
             self._paint_preview(painter)
+            self.tool_input.paint(painter)
             painter.setPen(QPen(QColor(0, 0, 0, 120), 1))
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawRect(doc_area.adjusted(-1, -1, 0, 0))
@@ -277,7 +268,7 @@ class Canvas(QWidget):
         return self.tools.settings.size / 2 * self.zoom
 
     def _paint_brush_outline(self, painter: QPainter) -> None:
-        if self._hover is None or self._pan_from is not None or self._space:
+        if self._hover is None or self._pan_from is not None or self._space or not self.tools.tool.paints:
             return
         r = self._brush_radius()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
@@ -310,6 +301,8 @@ class Canvas(QWidget):
         if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
+        elif button == Qt.MouseButton.LeftButton and self._stroke is None and not self.tools.tool.paints:
+            self.tool_input.press(event.position(), event.modifiers())
         elif button == Qt.MouseButton.LeftButton and self._stroke is None:
             alt = bool(event.modifiers() & Qt.KeyboardModifier.AltModifier)
             self.begin_stroke(event.position(), alt)
@@ -324,6 +317,8 @@ class Canvas(QWidget):
             self.update()
         elif self._stroke is not None:
             self.continue_stroke(pos)
+        else:
+            self.tool_input.move(pos)
         self._move_hover(pos)
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:
@@ -334,10 +329,15 @@ class Canvas(QWidget):
         elif button == Qt.MouseButton.LeftButton and self._stroke is not None:
             self.continue_stroke(event.position())
             self.end_stroke()
+        elif button == Qt.MouseButton.LeftButton:
+            self.tool_input.release(event.position())
 
     def tabletEvent(self, event: QTabletEvent) -> None:
         """Pen input with pressure; accepting it stops Qt from also sending mouse events."""
         kind, pos = event.type(), event.position()
+        if not self.tools.tool.paints:  # other tools take the mouse events Qt makes from ignored pen input
+            event.ignore()
+            return
         if kind == QEvent.Type.TabletPress and not self._space and event.button() == Qt.MouseButton.LeftButton:
             self.begin_stroke(pos, bool(event.modifiers() & Qt.KeyboardModifier.AltModifier), event.pressure())
         elif kind == QEvent.Type.TabletMove and self._stroke is not None:
@@ -362,8 +362,9 @@ class Canvas(QWidget):
             if self._pan_from is None:
                 self.setCursor(Qt.CursorShape.OpenHandCursor)
             self._update_cursor_area()
-        elif event.key() == Qt.Key.Key_Escape and self._stroke is not None:
+        elif event.key() == Qt.Key.Key_Escape and (self._stroke is not None or self.tool_input.drag is not None):
             self.cancel_stroke()
+            self.tool_input.cancel()
         else:
             super().keyPressEvent(event)
 

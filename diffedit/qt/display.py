@@ -35,9 +35,12 @@ class DisplayImages:
         image_rect = image_rect.intersect(doc.bounds)
         if not image_rect.is_empty():
             blit(self.image, image_rect, doc.composite(image_rect))
-        overlay_rect = overlay_rect.intersect(doc.bounds)
         masks = [m for m in doc.mask_layers if m.visible and m.opacity > 0] if self.masks_shown else []
-        self.overlay_used = bool(masks) or doc.has_selection
+        used = bool(masks) or doc.has_selection
+        if used != self.overlay_used:  # a first selection dims everywhere, not only the tiles it changed
+            overlay_rect = doc.bounds
+        self.overlay_used = used
+        overlay_rect = overlay_rect.intersect(doc.bounds)
         if not overlay_rect.is_empty():
             blit(self.overlay, overlay_rect, self._overlay_pixels(overlay_rect, masks), premultiplied=True)
         return image_rect.union(overlay_rect)

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
-    QFileDialog,
     QInputDialog,
     QLabel,
     QMainWindow,
@@ -25,30 +23,27 @@ from PySide6.QtWidgets import (
 
 from diffedit.document import masks
 from diffedit.document.document import Document
-from diffedit.document.imagefiles import ImageFileError
-from diffedit.document.io import OPEN_EXTENSIONS, export_image, open_document, save_document
-from diffedit.document.layers import Layer, LayerLockedError, MaskLayer
+from diffedit.document.layers import Layer, MaskLayer
 from diffedit.plugins import PluginHost
 from diffedit.qt.bindings import Connections
 from diffedit.qt.canvas import Canvas
 from diffedit.qt.device_status import DeviceLabel
-from diffedit.qt.dialogs import NewDocumentDialog
+from diffedit.qt.file_actions import APP_NAME, EXPECTED_ERRORS, FileActions
 from diffedit.qt.history_panel import HistoryPanel
 from diffedit.qt.layers_panel import LayersPanel
+from diffedit.qt.preferences import PluginsDialog, SettingsDialog
+from diffedit.qt.session import AutosaveTimer, RecentFiles, sample_images
 from diffedit.qt.start_page import StartPage
 from diffedit.qt.task_panel import TaskPanel
 from diffedit.qt.tool_options import ToolOptionsBar
 from diffedit.qt.tools import Tool, ToolState
+from diffedit.settings import Settings
 from diffedit.tasks.base import TaskSpec
 
 log = logging.getLogger(__name__)
-APP_NAME = "DiffEdit"
-OPEN_FILTER = f"Images and documents ({' '.join('*' + e for e in OPEN_EXTENSIONS)});;All files (*)"
-EXPORT_FILTERS = {"PNG image (*.png)": ".png", "JPEG image (*.jpg *.jpeg)": ".jpg", "WebP image (*.webp)": ".webp"}
-EXPECTED_ERRORS = (ImageFileError, ValueError, OSError, LayerLockedError, IndexError, KeyError)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(FileActions, QMainWindow):
     """One document per window; with none, a start page offers to create or open one."""
 
     error_shown = Signal(str, str)  # (title, message), also shown in a message box
@@ -60,9 +55,13 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.tools = ToolState(self)
         self.canvas = Canvas(self.tools)
-        self.start_page = StartPage()
+        self.settings = Settings.load()
+        self.recent = RecentFiles(self)
+        self.autosave = AutosaveTimer(self)
+        self.start_page = StartPage(sample_images())
         self.start_page.new_button.clicked.connect(self.new_document_dialog)
         self.start_page.open_button.clicked.connect(self.open_dialog)
+        self.start_page.open_requested.connect(self.open_path)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
         self.stack.addWidget(self.canvas)
@@ -124,6 +123,12 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&File")
         self._action(m, "&New…", self.new_document_dialog, QKeySequence.StandardKey.New, needs_doc=False)
         self._action(m, "&Open…", self.open_dialog, QKeySequence.StandardKey.Open, needs_doc=False)
+        self.recent_menu = m.addMenu("Open &Recent")
+        self.recent.changed.connect(lambda: self.fill_recent_menu(self.recent_menu))
+        self.fill_recent_menu(self.recent_menu)
+        self._action(m, "&Import as Layer…", self.import_layer_dialog, "Ctrl+Shift+I",
+                     tip="Add an image file as a new layer of this document")
+        m.addSeparator()
         self._action(m, "&Save", self.save, QKeySequence.StandardKey.Save)
         self._action(m, "Save &As…", self.save_as_dialog, QKeySequence.StandardKey.SaveAs)
         self._action(
@@ -135,6 +140,9 @@ class MainWindow(QMainWindow):
         m = bar.addMenu("&Edit")
         self.undo_action = self._action(m, "&Undo", self.undo, QKeySequence.StandardKey.Undo)
         self.redo_action = self._action(m, "&Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        m.addSeparator()
+        self._action(m, "&Preferences…", self.preferences_dialog, "Ctrl+,",
+                     needs_doc=False)
 
         m = bar.addMenu("&Select")
         self._action(m, "&All", lambda: masks.select_all(self._doc()), QKeySequence.StandardKey.SelectAll)
@@ -202,12 +210,17 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             action.setChecked(tool is self.tools.tool)
             action.setToolTip(f"{tool.label} ({tool.shortcut})")
+            action.setIconText(tool.short_label)
             group.addAction(action)
             self.tool_actions[tool] = action
         self.tools.changed.connect(lambda: self.tool_actions[self.tools.tool].setChecked(True))
         m.addSeparator()
         self._action(m, "Smaller Brush", lambda: self.tools.step_size(False), "[", needs_doc=False)
         self._action(m, "Larger Brush", lambda: self.tools.step_size(True), "]", needs_doc=False)
+        self._action(m, "Swap Colours", self.tools.swap_colors, "X", needs_doc=False,
+                     tip="Swap the brush and background colours")
+        m.addSeparator()
+        self._action(m, "&Plugins…", self.plugins_dialog, needs_doc=False)
 
     # -- the document ----------------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:
@@ -218,7 +231,9 @@ class MainWindow(QMainWindow):
         self.layers_panel.set_document(doc)
         self.history_panel.set_document(doc)
         self.task_panel.set_document(doc)
+        self.autosave.set_document(doc)
         if doc is not None:
+            doc.history.memory_limit = self.settings.history_memory_mb * 1024 * 1024
             self._conns.connect(doc.history.changed, self._history_changed)
         self.stack.setCurrentWidget(self.canvas if doc is not None else self.start_page)
         for action in self._doc_actions:
@@ -280,106 +295,6 @@ class MainWindow(QMainWindow):
         )
         self.position_label.setText(f"{pos[0]}, {pos[1]} px" if pos is not None and inside else "")
 
-    # -- files -----------------------------------------------------------------------------------
-    def new_document(
-        self, width: int, height: int, background: tuple[int, int, int, int] | None = (255, 255, 255, 255)
-    ) -> bool:
-        if not self.maybe_discard():
-            return False
-
-        def create() -> None:
-            doc = Document(width, height, name="Untitled")
-            layer = doc.add_layer(name="Background")
-            if background is not None:
-                doc.fill_layer(layer, background)
-            doc.history.clear()  # a fresh document starts clean, with nothing to undo
-            self.set_document(doc)
-
-        return self._run("New document", create)
-
-    def new_document_dialog(self) -> None:
-        dialog = NewDocumentDialog(self, *((self.doc.width, self.doc.height) if self.doc else (512, 512)))
-        if dialog.exec() == NewDocumentDialog.DialogCode.Accepted:
-            self.new_document(*dialog.values())
-
-    def open_path(self, path: str | Path) -> bool:
-        """Open a file, replacing the current document only once the file has been read."""
-        try:
-            opened = open_document(path)
-        except EXPECTED_ERRORS as exc:
-            self.show_error("Could not open the file", str(exc))
-            return False
-        if not self.maybe_discard():
-            return False
-        self.set_document(opened.document)
-        doc = opened.document
-        count = len(doc.layers)
-        summary = f"Opened {Path(path).name} ({doc.width} × {doc.height}, {count} layer{'s' if count != 1 else ''})"
-        self.statusBar().showMessage("; ".join([summary, *opened.notes]))
-        return True
-
-    def open_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open", self._dialog_dir(), OPEN_FILTER)
-        if path:
-            self.open_path(path)
-
-    def save(self) -> bool:
-        doc = self._doc()
-        if doc.path and Path(doc.path).suffix.lower() == ".ora":
-            return self.save_as(doc.path)
-        return self.save_as_dialog()
-
-    def save_as(self, path: str | Path) -> bool:
-        """Save as OpenRaster (the name gets .ora if it has no extension)."""
-        target = Path(path)
-        if not target.suffix:
-            target = target.with_suffix(".ora")
-        ok = self._run("Save", lambda: save_document(self._doc(), target))
-        if ok:
-            self._history_changed()  # the name may have changed with the path
-            self.statusBar().showMessage(f"Saved {target}", 6000)
-        return ok
-
-    def save_as_dialog(self) -> bool:
-        doc = self._doc()
-        suggestion = str(Path(self._dialog_dir()) / f"{doc.name}.ora")
-        path, _ = QFileDialog.getSaveFileName(self, "Save As", suggestion, "OpenRaster document (*.ora)")
-        return bool(path) and self.save_as(path)
-
-    def export(self, path: str | Path) -> bool:
-        ok = self._run("Export", lambda: export_image(self._doc(), path))
-        if ok:
-            self.statusBar().showMessage(f"Exported {path}", 6000)
-        return ok
-
-    def export_dialog(self) -> None:
-        doc = self._doc()
-        suggestion = str(Path(self._dialog_dir()) / f"{doc.name}.png")
-        path, chosen = QFileDialog.getSaveFileName(self, "Export Image", suggestion, ";;".join(EXPORT_FILTERS))
-        if path:
-            self.export(path if Path(path).suffix else path + EXPORT_FILTERS.get(chosen, ".png"))
-
-    def _dialog_dir(self) -> str:
-        return str(Path(self.doc.path).parent) if self.doc and self.doc.path else str(Path.cwd())
-
-    def maybe_discard(self) -> bool:
-        """True when the current document may be replaced or closed (saved, unchanged, or discarded)."""
-        if self.doc is None or not self.doc.modified:
-            return True
-        answer = self._ask_save_changes()
-        if answer == QMessageBox.StandardButton.Save:
-            return self.save()
-        return answer == QMessageBox.StandardButton.Discard
-
-    def _ask_save_changes(self) -> QMessageBox.StandardButton:
-        buttons = (
-            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel
-        )
-        name = self.doc.name if self.doc else ""
-        return QMessageBox.question(
-            self, APP_NAME, f"Save the changes to '{name}'?", buttons, QMessageBox.StandardButton.Save
-        )
-
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.canvas.painting:
             self.canvas.end_stroke()
@@ -399,6 +314,28 @@ class MainWindow(QMainWindow):
         if files:
             event.acceptProposedAction()
             self.open_path(files[0])
+
+    # -- preferences -----------------------------------------------------------------------------
+    def preferences_dialog(self) -> SettingsDialog:
+        """Edit > Preferences: non-blocking; saving applies autosave and history memory at once."""
+        dialog = SettingsDialog(Settings.load(), self)
+        dialog.saved.connect(self.apply_settings)
+        self.settings_dialog = dialog
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, settings: Settings) -> None:
+        self.settings = settings
+        self.autosave.set_interval(settings.autosave_interval_s)
+        if self.doc is not None:
+            self.doc.history.memory_limit = settings.history_memory_mb * 1024 * 1024
+        self.statusBar().showMessage("Preferences saved", 6000)
+
+    def plugins_dialog(self) -> PluginsDialog:
+        dialog = PluginsDialog(self.task_panel.host.list_plugins(), self)  # default_host() unless a test gave one
+        self.plugins_window = dialog
+        dialog.open()
+        return dialog
 
     # -- edits -----------------------------------------------------------------------------------
     def undo(self) -> None:

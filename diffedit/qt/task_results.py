@@ -1,11 +1,14 @@
 """What the task panel does with a run: its result as one undoable change, its previews as a canvas
 overlay, and its progress as time left.
 
-A result only ever reaches the document here, in one StackCommand, so one undo removes all of it and
-a cancelled or failed run, which never gets here, leaves the document exactly as it was.
+A result only ever reaches the document here, as one undo step (a canvas resize or scale for
+outpainting and super-resolution, merged with the StackCommand that adds the layers), so one undo
+removes all of it and a cancelled or failed run, which never gets here, leaves the document as it was.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from PySide6.QtGui import QImage
@@ -42,29 +45,42 @@ def _mask_layer(doc: Document, result: TaskResult, spec: TaskSpec) -> MaskLayer:
     return MaskLayer(name=name, surface=TiledSurface.from_array(mask), offset=result.offset, record=result.record)
 
 
-def size_notes(doc: Document, spec: TaskSpec, result: TaskResult) -> list[str]:
-    """Why a result may not line up with the canvas: canvas resizing is not done by the panel yet."""
-    notes = []
-    size = f"{doc.width}×{doc.height}"
-    if result.canvas_size is not None and tuple(result.canvas_size) != (doc.width, doc.height):
-        w, h = result.canvas_size
-        notes.append(f"The canvas size was not changed (still {size}); {spec.label} made a {w}×{h} image, added as "
-                     f"a layer at {result.offset[0]}, {result.offset[1]}: parts outside the canvas are hidden.")
+def _fit_canvas(doc: Document, result: TaskResult) -> tuple[TaskResult, str]:
+    """Resize (outpaint) or scale (super-resolve) the canvas for a result, as its own history step.
+
+    Returns the result with its offset moved into the new canvas's coordinates, and a note ('' when
+    the canvas was left alone). Outpainting's offset is where the new canvas starts relative to the
+    old one, so the old image moves to -offset and the result lands at the origin.
+    """
+    if result.canvas_size is None or tuple(result.canvas_size) == (doc.width, doc.height):
+        return result, ""
+    w, h = (int(v) for v in result.canvas_size)
+    old = f"{doc.width}×{doc.height}"
     if result.scale != 1:
-        notes.append(f"The canvas size was not changed (still {size}); the ×{result.scale} result was added as a "
-                     f"larger layer at the top left.")
-    return notes
+        doc.scale_image((w, h))
+        ox, oy = result.offset
+        scaled = (ox * result.scale, oy * result.scale)
+        return replace(result, offset=scaled), f"The image was scaled from {old} to {w}×{h}."
+    dx, dy = -result.offset[0], -result.offset[1]
+    doc.resize_canvas(w, h, dx, dy)
+    return replace(result, offset=(0, 0)), f"The canvas was resized from {old} to {w}×{h}."
 
 
 def apply_result(doc: Document, spec: TaskSpec, result: TaskResult) -> tuple[list[Layer], list[str]]:
     """Add the result's layer(s), each carrying the run's record, in ONE undo step; returns them and notes."""
-    added: list[Layer] = []
-    after = list(doc.layers)
-    active = doc.active
+    if result.image is None and result.mask is None:
+        return [], [f"{spec.label} finished without an image or a mask: nothing was added.", *result.notes]
     if result.image is not None:
         image = np.ascontiguousarray(result.image, np.uint8)
         if image.ndim != 3 or image.shape[2] != 4:
             raise ValueError(f"the task returned an image of shape {image.shape}; expected (h, w, 4) RGBA")
+    steps = doc.history.index
+    result, size_note = _fit_canvas(doc, result)
+    resized = doc.history.index - steps
+    added: list[Layer] = []
+    after = list(doc.layers)
+    active = doc.active
+    if result.image is not None:
         layer = RasterLayer(name=doc.unique_name(result.name or spec.label), surface=TiledSurface.from_array(image),
                             offset=tuple(result.offset), record=result.record)  # type: ignore[arg-type]
         after.insert(_raster_index(doc), layer)
@@ -74,11 +90,11 @@ def apply_result(doc: Document, spec: TaskSpec, result: TaskResult) -> tuple[lis
         mask = _mask_layer(doc, result, spec)
         after.append(mask)
         added.append(mask)
-    if not added:
-        return [], [f"{spec.label} finished without an image or a mask: nothing was added.", *result.notes]
     names = " and ".join(la.name for la in added)
-    doc.history.execute(StackCommand(doc, f"{spec.label}: add {names}", after, active))
-    return added, [*size_notes(doc, spec, result), *result.notes]
+    text = f"{spec.label}: add {names}"
+    doc.history.execute(StackCommand(doc, text, after, active))
+    doc.history.merge_last(1 + resized, text)
+    return added, [n for n in (size_note, *result.notes) if n]
 
 
 def preview_overlay(preview: np.ndarray, doc: Document, mask: np.ndarray | None,

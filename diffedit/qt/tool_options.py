@@ -35,6 +35,10 @@ class ToolOptionsBar(QToolBar):
         self.color_button.setToolTip("Brush colour")
         self.color_button.clicked.connect(self.choose_color)
         self.addWidget(self.color_button)
+        self.background_button = QToolButton()
+        self.background_button.setToolTip("Background colour (X swaps it with the brush colour)")
+        self.background_button.clicked.connect(lambda: self.choose_color(background=True))
+        self.addWidget(self.background_button)
         self.color_dialog: QColorDialog | None = None
         self.size_spin = _spin(int(MIN_SIZE), int(MAX_SIZE), " px", "Brush diameter ([ and ] change it)")
         self.hardness_spin = _spin(0, 100, " %", "Brush hardness: 100% has a crisp edge, 0% a soft one")
@@ -68,13 +72,14 @@ class ToolOptionsBar(QToolBar):
             spin.setValue(round(value))
             spin.blockSignals(False)
         self.color_button.setIcon(QIcon(color_swatch(self.tools.color, 18)))
+        self.background_button.setIcon(QIcon(color_swatch(self.tools.background, 14)))
 
-    def choose_color(self) -> None:
-        """Open a colour dialog without blocking; choosing a colour sets the brush colour."""
-        dialog = QColorDialog(self.tools.color, self)
-        dialog.setWindowTitle("Brush colour")
+    def choose_color(self, background: bool = False) -> None:
+        """Open a colour dialog without blocking; choosing a colour sets the brush (or background) colour."""
+        dialog = QColorDialog(self.tools.background if background else self.tools.color, self)
+        dialog.setWindowTitle("Background colour" if background else "Brush colour")
         dialog.setOption(QColorDialog.ColorDialogOption.ShowAlphaChannel, True)
-        dialog.colorSelected.connect(self._color_chosen)
+        dialog.colorSelected.connect(self.tools.set_background if background else self._color_chosen)
         self.color_dialog = dialog
         dialog.open()
 

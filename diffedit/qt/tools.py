@@ -23,22 +23,52 @@ class Tool(StrEnum):
     ERASER = "eraser"
     MASK = "mask"
     MASK_ERASER = "mask-eraser"
+    RECT_SELECT = "rect-select"
+    ELLIPSE_SELECT = "ellipse-select"
+    PICKER = "picker"
+    FILL = "fill"
 
     @property
     def label(self) -> str:
-        return {"brush": "Brush", "eraser": "Eraser", "mask": "Mask brush", "mask-eraser": "Mask eraser"}[self.value]
+        return _LABELS[self.value][0]
 
     @property
     def shortcut(self) -> str:
-        return {"brush": "B", "eraser": "E", "mask": "M", "mask-eraser": "Shift+M"}[self.value]
+        return _LABELS[self.value][1]
+
+    @property
+    def short_label(self) -> str:
+        """For the toolbar, where eight full names do not fit beside the brush settings."""
+        return {"rect-select": "Rect", "ellipse-select": "Ellipse", "picker": "Picker"}.get(self.value, self.label)
+
+    @property
+    def paints(self) -> bool:
+        """Brush-engine tools (drag = stroke, with a brush outline); the others act on press/release."""
+        return self in (Tool.BRUSH, Tool.ERASER, Tool.MASK, Tool.MASK_ERASER)
+
+    @property
+    def selects(self) -> bool:
+        return self in (Tool.RECT_SELECT, Tool.ELLIPSE_SELECT)
 
     @property
     def paints_inpaint_mask(self) -> bool:
         return self in (Tool.MASK, Tool.MASK_ERASER)
 
 
+_LABELS = {
+    "brush": ("Brush", "B"),
+    "eraser": ("Eraser", "E"),
+    "mask": ("Mask brush", "M"),
+    "mask-eraser": ("Mask eraser", "Shift+M"),
+    "rect-select": ("Rectangle select", "R"),
+    "ellipse-select": ("Ellipse select", "Shift+R"),
+    "picker": ("Colour picker", "I"),
+    "fill": ("Fill", "G"),
+}
+
+
 class ToolState(QObject):
-    """Tool, brush settings and colour; emits `changed` after any of them changes."""
+    """Tool, brush settings and colours; emits `changed` after any of them changes."""
 
     changed = Signal()
 
@@ -47,6 +77,7 @@ class ToolState(QObject):
         self.tool = Tool.BRUSH
         self.settings = BrushSettings(size=24.0, hardness=0.8)
         self.color = QColor(20, 20, 20)
+        self.background = QColor(255, 255, 255)
 
     def set_tool(self, tool: Tool) -> None:
         if tool is not self.tool:
@@ -57,6 +88,16 @@ class ToolState(QObject):
         if color.isValid() and color != self.color:
             self.color = QColor(color)
             self.changed.emit()
+
+    def set_background(self, color: QColor) -> None:
+        if color.isValid() and color != self.background:
+            self.background = QColor(color)
+            self.changed.emit()
+
+    def swap_colors(self) -> None:
+        """X: foreground and background trade places, as in other paint programs."""
+        self.color, self.background = self.background, self.color
+        self.changed.emit()
 
     def update_settings(self, **values: float) -> None:
         """Change brush settings by name (size, hardness, opacity, flow); invalid values raise ValueError."""

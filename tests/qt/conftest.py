@@ -61,3 +61,10 @@ class Mouse:
 @pytest.fixture
 def mouse(qtbot) -> Mouse:
     return Mouse(qtbot)
+
+
+@pytest.fixture(autouse=True)
+def _private_config(tmp_path: Path, monkeypatch) -> None:
+    """Settings, recent files and recovery files in a temporary folder: never the user's own."""
+    monkeypatch.setenv("DIFFEDIT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("DIFFEDIT_RECOVERY_DIR", str(tmp_path / "recovery"))

@@ -371,12 +371,38 @@ def test_mask_results_become_the_inpaint_mask_and_size_changes_are_reported(host
     assert added[0] not in doc.layers
 
     wide = np.full((30, 50, 4), 200, np.uint8)
+    bg = doc.layer_named("Background")
+    steps = doc.history.index
     added, notes = apply_result(doc, outpaint, TaskResult(record=record, image=wide, offset=(-5, 0),
                                                           canvas_size=(50, 30)))
-    assert added[0].offset == (-5, 0) and (doc.width, doc.height) == (40, 30)
-    assert any("canvas size was not changed" in n for n in notes)
-    _, notes = apply_result(doc, outpaint, TaskResult(record=record, image=np.zeros((60, 80, 4), np.uint8), scale=2))
-    assert any("×2" in n for n in notes)
+    assert (doc.width, doc.height) == (50, 30) and added[0].offset == (0, 0) and bg.offset == (5, 0)
+    assert doc.history.index == steps + 1 and any("resized from 40×30 to 50×30" in n for n in notes)
+    assert doc.inpaint_mask.width == 50  # the document-sized mask follows the canvas
+    doc.history.undo()
+    assert (doc.width, doc.height) == (40, 30) and added[0] not in doc.layers and bg.offset == (0, 0)
+
+    superres = host.registry.tasks["super-resolve"]
+    big = np.full((60, 80, 4), 90, np.uint8)
+    added, notes = apply_result(doc, superres, TaskResult(record=record, image=big, scale=2, canvas_size=(80, 60)))
+    assert (doc.width, doc.height) == (80, 60) and (bg.width, bg.height) == (80, 60)
+    assert doc.history.index == steps + 1 and any("scaled" in n for n in notes)
+    doc.history.undo()
+    assert (doc.width, doc.height) == (40, 30) and (bg.width, bg.height) == (40, 30)
+
+
+def test_an_outpaint_result_grows_the_window_canvas_in_one_step(window) -> None:
+    from diffedit.tasks.base import TaskSpec
+
+    window.new_document(40, 30)
+    doc = window.doc
+    spec = TaskSpec(name="outpaint", label="Outpaint", description="", params=type(None), runner="x:y")
+    apply_result(doc, spec, TaskResult(record=GenerationRecord(task="outpaint"),
+                                       image=np.full((50, 60, 4), 255, np.uint8), offset=(-10, -10),
+                                       canvas_size=(60, 50)))
+    assert window.canvas.display_image().size().toTuple() == (60, 50)
+    assert window.undo_action.text() == "&Undo Outpaint: add Outpaint"
+    window.undo()
+    assert window.canvas.display_image().size().toTuple() == (40, 30)
 
 
 def test_preview_overlay_sits_on_the_masked_area(host: PluginHost) -> None:
