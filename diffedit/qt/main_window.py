@@ -25,6 +25,7 @@ from diffedit.document import masks
 from diffedit.document.document import Document
 from diffedit.document.layers import Layer, MaskLayer
 from diffedit.plugins import PluginHost
+from diffedit.qt import extra_menus
 from diffedit.qt.bindings import Connections
 from diffedit.qt.canvas import Canvas
 from diffedit.qt.device_status import DeviceLabel
@@ -220,7 +221,16 @@ class MainWindow(FileActions, QMainWindow):
         self._action(m, "Swap Colours", self.tools.swap_colors, "X", needs_doc=False,
                      tip="Swap the brush and background colours")
         m.addSeparator()
+        self._action(m, "&Train a Model…", lambda: extra_menus.open_training(self), needs_doc=False,
+                     tip="Train a diffusion model on a folder of images")
+        self._action(m, "&Compare Checkpoints (FID)…", lambda: extra_menus.open_fid(self), needs_doc=False,
+                     tip="Measure FID and KID of checkpoints against reference images")
         self._action(m, "&Plugins…", self.plugins_dialog, needs_doc=False)
+
+        m = bar.addMenu("&Image")
+        self._action(m, "&Canvas Size…", lambda: extra_menus.canvas_size(self))
+        self._action(m, "&Scale Image…", lambda: extra_menus.scale_image(self))
+        self.plugin_actions = extra_menus.install_plugin_actions(self, self.task_panel.host.registry.actions)
 
     # -- the document ----------------------------------------------------------------------------
     def set_document(self, doc: Document | None) -> None:
@@ -301,6 +311,7 @@ class MainWindow(FileActions, QMainWindow):
         if self.maybe_discard():
             self.set_document(None)
             self.task_panel.shutdown()  # no worker thread may outlive the window
+            extra_menus.shutdown(self)
             event.accept()
         else:
             event.ignore()

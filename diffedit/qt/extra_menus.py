@@ -1,0 +1,104 @@
+"""Menu entries that open the larger windows (training, FID) or come from plugins, and the Image
+menu's size dialogs. Kept apart so the main window stays small; the heavy modules load on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QMenu, QSpinBox, QWidget
+
+from diffedit.tasks.registry import ActionInfo
+
+if TYPE_CHECKING:
+    from diffedit.qt.main_window import MainWindow
+
+
+class SizeDialog(QDialog):
+    """Width and height in pixels (canvas size, image size)."""
+
+    def __init__(self, title: str, width: int, height: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        form = QFormLayout(self)
+        self.width_box, self.height_box = QSpinBox(), QSpinBox()
+        for box, value in ((self.width_box, width), (self.height_box, height)):
+            box.setRange(1, 32768)
+            box.setValue(value)
+            box.setSuffix(" px")
+        form.addRow("Width", self.width_box)
+        form.addRow("Height", self.height_box)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+    def size_value(self) -> tuple[int, int]:
+        return self.width_box.value(), self.height_box.value()
+
+
+def canvas_size(window: MainWindow) -> None:
+    """Image > Canvas Size: grow or crop around the centre, as one undo step."""
+    doc = window._doc()
+    dialog = SizeDialog("Canvas Size", doc.width, doc.height, window)
+    dialog.accepted.connect(lambda: doc.resize_canvas(*dialog.size_value(), (dialog.size_value()[0] - doc.width) // 2,
+                                                      (dialog.size_value()[1] - doc.height) // 2))
+    window.size_dialog = dialog
+    dialog.open()
+
+
+def scale_image(window: MainWindow) -> None:
+    """Image > Scale Image: resample every layer to a new size, as one undo step."""
+    doc = window._doc()
+    dialog = SizeDialog("Scale Image", doc.width, doc.height, window)
+    dialog.accepted.connect(lambda: doc.scale_image(dialog.size_value()))
+    window.size_dialog = dialog
+    dialog.open()
+
+
+def open_training(window: MainWindow) -> None:
+    from shiboken6 import isValid
+
+    from diffedit.qt.training_dialog import open_training_dialog
+
+    dialog = getattr(window, "training_dialog", None)
+    if dialog is not None and isValid(dialog):
+        dialog.raise_()
+        dialog.activateWindow()
+        return
+    refresh = window.task_panel._refresh_models  # finished checkpoints appear in the model list
+    window.training_dialog = open_training_dialog(window, on_checkpoint=lambda _path: refresh())
+
+
+def open_fid(window: MainWindow) -> None:
+    from diffedit.qt.fid_panel import open_fid_panel
+
+    window.fid_window = open_fid_panel(window)
+
+
+def shutdown(window: MainWindow) -> None:
+    """Stop a running training before the window goes (FID windows stop themselves)."""
+    from shiboken6 import isValid
+
+    dialog = getattr(window, "training_dialog", None)
+    if dialog is not None and isValid(dialog):
+        dialog.shutdown()
+
+
+def install_plugin_actions(window: MainWindow, actions: dict[str, ActionInfo]) -> list[str]:
+    """One menu entry per plugin action, under the menu it names (created when missing)."""
+    bar = window.menuBar()
+    menus = {m.title().replace("&", ""): m for m in bar.findChildren(QMenu) if m.parent() is bar}
+    added = []
+    for info in actions.values():
+        menu = menus.get(info.menu) or menus.setdefault(info.menu, bar.addMenu(info.menu))
+        window._action(menu, info.label, lambda info=info: _call_action(window, info))
+        added.append(info.name)
+    return added
+
+
+def _call_action(window: MainWindow, info: ActionInfo) -> None:
+    module_name, _, func = info.callback.partition(":")
+    callback = getattr(importlib.import_module(module_name), func)
+    callback(window._doc())
