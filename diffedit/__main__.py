@@ -22,7 +22,8 @@ COMMANDS: dict[str, str] = {
     "plugins": "list, enable and disable plugins",
     "train": "train a diffusion model on a folder of your images",
     "fid": "compare image sets or checkpoints by FID and KID (offline Inception weights)",
-    "weights": "fetch or list optional weights (pytorch-fid's Inception) by explicit command",
+    "quality": "PSNR, SSIM and LPIPS of restored images against references (pairs by file name)",
+    "weights": "fetch or list optional weights (Inception, LPIPS's AlexNet) by explicit command",
 }
 
 
@@ -105,6 +106,7 @@ HANDLERS: dict[str, Callable[[Sequence[str]], int]] = {
     "plugins": _lazy("diffedit.commands.plugins", "plugins_main"),
     "train": _lazy("diffedit.commands.train", "main"),
     "fid": _lazy("diffedit.commands.fid", "main"),
+    "quality": _lazy("diffedit.commands.quality", "main"),
     "weights": _lazy("diffedit.commands.weights", "main"),
 }
 

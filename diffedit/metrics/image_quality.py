@@ -5,6 +5,12 @@ Images are (H, W) or (H, W, C) arrays; `data_range` is 255 for uint8 and must be
 
 from __future__ import annotations
 
+import functools
+import importlib.util
+import os
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
@@ -56,30 +62,71 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float | None = None, sigma: f
 
 
 class LPIPSUnavailable(RuntimeError):
-    """LPIPS needs the `lpips` package and its backbone weights already on disk; we never download them."""
+    """LPIPS needs the `lpips` package and its AlexNet backbone already on disk; we never download them."""
 
 
-def lpips_distance(a: np.ndarray, b: np.ndarray, net: str = "alex") -> float:
-    """LPIPS between two uint8 RGB images, if the lpips package and its torchvision backbone are present."""
-    import importlib.util
+FETCH_COMMAND = "diffedit weights fetch lpips"
 
-    if importlib.util.find_spec("lpips") is None:
-        raise LPIPSUnavailable("LPIPS needs the 'lpips' package (pip install lpips)")
-    import torch
-    import torch.hub
 
-    names = {"alex": "alexnet-owt-7be5be79.pth", "vgg": "vgg16-397923af.pth"}
-    backbone = torch.hub.get_dir() + "/checkpoints/" + names[net]
-    from pathlib import Path
+@functools.lru_cache(maxsize=2)
+def _lpips_model(backbone: str, _stamp: tuple[int, int]) -> Any:
+    """LPIPS v0.1 'alex': linear layers from the lpips wheel, AlexNet features from `backbone`.
 
-    if not Path(backbone).is_file():
-        raise LPIPSUnavailable(f"LPIPS backbone weights not fetched: {backbone}")
+    `pnet_rand=True` builds the trunk with random weights, so neither lpips nor torchvision fetches
+    anything; the ImageNet weights are then loaded from the fetched file (tensors only, no pickled code).
+    `_stamp` (size, mtime) makes a replaced file load again.
+    """
+    import warnings
+
     import lpips
+    import torch
 
-    model = lpips.LPIPS(net=net, verbose=False).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # torchvision's "'pretrained' is deprecated"
+        model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+    state = torch.load(backbone, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict):
+        raise LPIPSUnavailable(f"not an AlexNet state dict: {backbone}")
+    trunk = model.net.state_dict()  # keys like "slice2.3.weight": the index is AlexNet's features index
+    try:
+        mapped = {k: state["features." + k.split(".", 1)[1]] for k in trunk}
+        model.net.load_state_dict(mapped, strict=True)
+    except (KeyError, RuntimeError) as exc:
+        raise LPIPSUnavailable(f"not torchvision's AlexNet weights: {backbone} ({exc})") from exc
+    return model.eval()
+
+
+def lpips_distance(a: np.ndarray, b: np.ndarray, net: str = "alex", backbone: str | os.PathLike[str] | None = None,
+                   ) -> float:
+    """LPIPS v0.1 between two uint8 RGB (or grey) images of the same shape; 0 for identical images.
+
+    The AlexNet backbone comes from `backbone` or the file `diffedit weights fetch lpips` wrote; when
+    it is absent this raises LPIPSUnavailable naming that command. Nothing is ever downloaded here.
+    """
+    if net != "alex":
+        raise ValueError(f"only LPIPS 'alex' is supported, not {net!r}")
+    if a.shape != b.shape:
+        raise ValueError(f"images differ in shape: {a.shape} vs {b.shape}")
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError("LPIPS takes uint8 images")
+    if importlib.util.find_spec("lpips") is None:
+        raise LPIPSUnavailable("LPIPS needs the 'lpips' package (pip install --no-deps lpips==0.1.4)")
+    from diffedit.metrics.weights import alexnet_path
+
+    path = Path(backbone) if backbone is not None else alexnet_path()
+    if not path.is_file():
+        raise LPIPSUnavailable(f"LPIPS backbone weights not fetched ({path}): run '{FETCH_COMMAND}'")
+    st = path.stat()
+    model = _lpips_model(str(path.resolve()), (st.st_size, st.st_mtime_ns))
+    import torch
 
     def t(im: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(im[..., :3].astype(np.float32) / 127.5 - 1).permute(2, 0, 1)[None]
+        if im.ndim == 2:
+            im = np.repeat(im[..., None], 3, axis=-1)
+        elif im.shape[-1] == 1:
+            im = np.repeat(im, 3, axis=-1)
+        x = im[..., :3].astype(np.float32) / 127.5 - 1  # [-1, 1], as LPIPS expects
+        return torch.from_numpy(np.ascontiguousarray(x)).permute(2, 0, 1)[None]
 
     with torch.no_grad():
         return float(model(t(a), t(b)).item())

