@@ -1,5 +1,8 @@
 """The Layers dock: the stack top first, visibility, names, blend mode and opacity of the active layer.
 
+Rows carry a thumbnail of the layer, refreshed lazily (at most every THUMB_INTERVAL_MS, only for the
+layers whose pixels changed), a lock toggle at their right edge, and can be dragged to reorder the stack.
+
 Every edit goes through the document (so it is undoable) and the list is redrawn from the document's
 events, never patched by hand, so it cannot drift from what undo and redo do.
 """
@@ -8,15 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
     QDockWidget,
     QHBoxLayout,
     QLabel,
-    QListWidget,
     QListWidgetItem,
     QSlider,
     QToolButton,
@@ -26,10 +27,13 @@ from PySide6.QtWidgets import (
 
 from diffedit.document.blend import BlendMode
 from diffedit.document.document import Document
+from diffedit.document.geometry import Rect
 from diffedit.document.layers import Layer, MaskLayer, RasterLayer
-from diffedit.qt.bindings import Connections, color_swatch
+from diffedit.qt.bindings import Connections
+from diffedit.qt.layer_widgets import LOCK_ROLE, THUMB_SIZE, LayerDelegate, LayerList, ThumbnailCache
 
 UID_ROLE = Qt.ItemDataRole.UserRole
+THUMB_INTERVAL_MS = 300  # thumbnails follow painting at most this often
 
 
 def blend_label(mode: BlendMode) -> str:
@@ -47,11 +51,19 @@ class LayersPanel(QDockWidget):
         self.doc: Document | None = None
         self._conns = Connections()
         self._updating = False
-        blank = QPixmap(16, 16)
-        blank.fill(Qt.GlobalColor.transparent)
-        self._blank_icon = QIcon(blank)
+        self.thumbnails = ThumbnailCache(THUMB_SIZE)
+        self._dirty_thumbs: set[int] = set()
+        self.thumb_timer = QTimer(self)
+        self.thumb_timer.setSingleShot(True)
+        self.thumb_timer.setInterval(THUMB_INTERVAL_MS)
+        self.thumb_timer.timeout.connect(self.refresh_thumbnails)
 
-        self.list = QListWidget()
+        self.list = LayerList()
+        self.list.setIconSize(QSize(THUMB_SIZE, THUMB_SIZE))
+        self.delegate = LayerDelegate(self.list)
+        self.list.setItemDelegate(self.delegate)
+        self.delegate.lock_clicked.connect(self.toggle_lock)
+        self.list.row_moved.connect(self.move_row)
         self.list.setEditTriggers(
             QAbstractItemView.EditTrigger.DoubleClicked | QAbstractItemView.EditTrigger.EditKeyPressed
         )
@@ -112,6 +124,11 @@ class LayersPanel(QDockWidget):
             self._conns.connect(doc.events.layers_changed, self._rebuild)
             self._conns.connect(doc.events.layer_changed, self._on_layer_changed)
             self._conns.connect(doc.events.active_changed, self._on_active_changed)
+            self._conns.connect(doc.events.pixels_changed, self._on_pixels_changed)
+            self._conns.connect(doc.events.size_changed, self._on_size_changed)
+        self.thumbnails.clear()
+        self._dirty_thumbs.clear()
+        self.thumb_timer.stop()
         self._rebuild()
 
     def layer_at(self, row: int) -> Layer | None:
@@ -128,13 +145,14 @@ class LayersPanel(QDockWidget):
         item.setText(layer.name)
         item.setData(UID_ROLE, layer.uid)
         item.setCheckState(Qt.CheckState.Checked if layer.visible else Qt.CheckState.Unchecked)
+        item.setData(LOCK_ROLE, layer.locked)
+        item.setIcon(self.thumbnails.icon(layer))  # cached: a changed layer is redrawn by the timer
+        lock = " — locked (click the padlock to unlock)" if layer.locked else ""
         if isinstance(layer, MaskLayer):
-            item.setIcon(QIcon(color_swatch(QColor(*layer.color))))
             kind = "inpainting mask" if layer.role == "inpaint" else "mask"
-            item.setToolTip(f"{layer.name} ({kind}, not composited){' — locked' if layer.locked else ''}")
+            item.setToolTip(f"{layer.name} ({kind}, not composited){lock}")
         else:
-            item.setIcon(self._blank_icon)  # keeps names aligned with the masks' swatches
-            item.setToolTip(f"{layer.name}{' — locked' if layer.locked else ''}")
+            item.setToolTip(f"{layer.name}{lock}")
 
     def _rebuild(self) -> None:
         self._updating = True
@@ -146,6 +164,7 @@ class LayersPanel(QDockWidget):
                     | Qt.ItemFlag.ItemIsEnabled
                     | Qt.ItemFlag.ItemIsEditable
                     | Qt.ItemFlag.ItemIsUserCheckable
+                    | Qt.ItemFlag.ItemIsDragEnabled
                 )
                 for layer in reversed(self.doc.layers):
                     item = QListWidgetItem()
@@ -166,6 +185,37 @@ class LayersPanel(QDockWidget):
                 self._updating = False
         if self.doc is not None and layer is self.doc.active:
             self._sync_properties()
+
+    def _on_pixels_changed(self, layer: Layer | None, rect: Rect | None = None) -> None:
+        """Note the layer as needing a new thumbnail; the timer redraws it later, once for many dabs."""
+        if layer is None:
+            return
+        self._dirty_thumbs.add(layer.uid)
+        if not self.thumb_timer.isActive():
+            self.thumb_timer.start()
+
+    def _on_size_changed(self, width: int = 0, height: int = 0) -> None:
+        if self.doc is not None:
+            self._dirty_thumbs.update(la.uid for la in self.doc.layers)
+            if not self.thumb_timer.isActive():
+                self.thumb_timer.start()
+
+    def refresh_thumbnails(self) -> None:
+        """Redraw the thumbnails of the layers whose pixels changed since the last refresh."""
+        dirty, self._dirty_thumbs = self._dirty_thumbs, set()
+        self.thumb_timer.stop()
+        if self.doc is None:
+            return
+        self._updating = True
+        try:
+            for row, layer in enumerate(reversed(self.doc.layers)):
+                if layer.uid in dirty:
+                    self.thumbnails.forget(layer.uid)
+                    item = self.list.item(row)
+                    if item is not None:
+                        item.setIcon(self.thumbnails.icon(layer))
+        finally:
+            self._updating = False
 
     def _on_active_changed(self, layer: Layer | None) -> None:
         self._updating = True
@@ -249,6 +299,19 @@ class LayersPanel(QDockWidget):
     def duplicate_layer(self) -> None:
         if self.doc is not None and self.doc.active is not None:
             self.doc.duplicate_layer(self.doc.active)
+
+    def toggle_lock(self, row: int) -> None:
+        """Lock or unlock the layer in a row (one undo step)."""
+        doc, layer = self.doc, self.layer_at(row)
+        if doc is not None and layer is not None:
+            self._guard("Could not lock the layer", lambda: doc.set_property(layer, "locked", not layer.locked))
+
+    def move_row(self, source: int, target: int) -> None:
+        """Move the layer shown in row `source` so that it shows in row `target` (one undo step)."""
+        doc, layer = self.doc, self.layer_at(source)
+        if doc is None or layer is None or not 0 <= target < len(doc.layers) or target == source:
+            return
+        self._guard("Could not move the layer", lambda: doc.move_layer(layer, len(doc.layers) - 1 - target))
 
     def move_active(self, step: int) -> None:
         """Move the active layer up (+1) or down (-1) the stack."""
