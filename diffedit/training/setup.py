@@ -34,7 +34,8 @@ def check_config(c: TrainConfig) -> str:
     """Settings errors as one clear message; returns the conditioning the run will use."""
     if c.task not in TRAINABLE_TASKS:
         raise TrainingError(f"training task '{c.task}' is not supported; choose one of {', '.join(TRAINABLE_TASKS)}"
-                            + (" (paired img2img data is not supported yet)" if c.task == "img2img" else ""))
+                            + (" (paired img2img data is not supported yet)" if c.task == "img2img" else "")
+                            + (" (a VAE trains with diffedit.training.vae.VAETrainer)" if c.task == "vae" else ""))
     if c.preset not in PRESETS:
         raise TrainingError(f"unknown preset '{c.preset}'; choose one of {', '.join(PRESETS)}")
     for key in ("steps", "batch", "accumulate", "checkpoint_every", "keep", "sample_steps"):
@@ -49,7 +50,8 @@ def check_config(c: TrainConfig) -> str:
     if c.latent and c.task == "segment":
         raise TrainingError("latent segmentation models are not supported: train a pixel model")
     if c.latent and not c.vae:
-        raise TrainingError("latent training needs a trained VAE (--vae FOLDER); a random one encodes nothing")
+        raise TrainingError("latent training needs a trained VAE (--vae FOLDER); a random one encodes nothing. "
+                            "Train one first with `diffedit train --task vae --data DIR --out VAE_RUN`")
     if c.task == "super-resolve" and (c.scale_factor or 4) not in (2, 4):
         raise TrainingError(f"super-resolve trains x2 or x4 models, not x{c.scale_factor}")
     return conditioning
@@ -83,13 +85,22 @@ def load_vae(path: str) -> Any:
     return vae.eval().requires_grad_(False)
 
 
-def _text_encoder(c: TrainConfig) -> Any:
-    if not c.text_encoder:
-        return None  # build() makes the preset's random CLIP, seeded
-    from diffedit.diffusion.text import TextEncoderError, load_text_encoder
+def text_encoder_for(c: TrainConfig, conditioning: str) -> Any:
+    """The frozen text encoder of a text-conditioned run: MiniLM ("minilm", the default), the CLIP (or
+    other registered encoder) in a checkpoint or Stable Diffusion folder's text_encoder/ + tokenizer/,
+    or None (build() then makes the preset's random CLIP, seeded)."""
+    if conditioning != "text" or not c.text_encoder:
+        return None
+    from diffedit.diffusion.text import TextEncoderError, load_minilm, load_text_encoder
 
     try:
-        return load_text_encoder(c.text_encoder)
+        if c.text_encoder.lower() == "minilm":
+            return load_minilm()
+        folder = Path(c.text_encoder)
+        if not (folder / "text_encoder").is_dir() or not (folder / "tokenizer").is_dir():
+            raise TrainingError(f"{folder}: no text encoder here (expected text_encoder/ and tokenizer/ folders, "
+                                "as a checkpoint or a Stable Diffusion folder has); or use --text-encoder minilm")
+        return load_text_encoder(folder)
     except TextEncoderError as exc:
         raise TrainingError(str(exc)) from None
 
@@ -100,7 +111,7 @@ def new_bundle(c: TrainConfig, conditioning: str, class_names: list[str]) -> Mod
     try:
         bundle = build(c.task, conditioning, c.preset, c.size, class_names=class_names, latent=c.latent,
                        prediction_type=c.prediction_type, scale_factor=c.scale_factor, start=c.start,
-                       text_encoder=_text_encoder(c), seed=c.seed)
+                       text_encoder=text_encoder_for(c, conditioning), seed=c.seed)
     except (ValueError, CheckpointError) as exc:
         raise TrainingError(str(exc)) from None
     if c.latent:
