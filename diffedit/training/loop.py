@@ -72,6 +72,8 @@ class Trainer:
             frozen = getattr(self.text_encoder, "model", None)
             if frozen is not None:
                 frozen.requires_grad_(False)
+        if self.device.type == "cuda":  # tensor cores want NHWC convolutions; on the CPU it only costs
+            self.unet.to(memory_format=torch.channels_last)
         self.model = distributed.wrap(self.unet, self.dist, self.device)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         self.warmup = c.warmup if c.warmup is not None else min(500, max(1, c.steps // 20))
