@@ -48,7 +48,7 @@ class TextEncoder(Protocol):
 
 
 @contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """transformers draws progress bars while loading and saving; a library should not."""
     from transformers.utils import logging
 
@@ -95,7 +95,7 @@ class CLIPTextEncoder:
 
     def save(self, checkpoint_folder: str | os.PathLike[str]) -> None:
         folder = Path(checkpoint_folder)
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(folder / "text_encoder", safe_serialization=True)
             self.tokenizer.save_pretrained(folder / "tokenizer")
         _write_bpe_files(self.tokenizer, folder / "tokenizer")
@@ -106,7 +106,7 @@ class CLIPTextEncoder:
         from transformers import CLIPTextModel, CLIPTokenizer
 
         folder = Path(checkpoint_folder)
-        with _quiet_transformers():
+        with quiet_transformers():
             try:
                 tokenizer = CLIPTokenizer.from_pretrained(str(folder / "tokenizer"), local_files_only=True)
             except Exception as exc:  # transformers raises many kinds for a broken folder
@@ -194,7 +194,7 @@ class MiniLMTextEncoder:
     def save(self, checkpoint_folder: str | os.PathLike[str]) -> None:
         folder = Path(checkpoint_folder)
         self.tokenizer.model_max_length = self.max_length
-        with _quiet_transformers():
+        with quiet_transformers():
             self.model.save_pretrained(folder / "text_encoder", safe_serialization=True)
             self.tokenizer.save_pretrained(folder / "tokenizer")
 
@@ -209,7 +209,7 @@ class MiniLMTextEncoder:
 def _load_bert(model_dir: Path, tokenizer_dir: Path, max_length: int | None = None) -> MiniLMTextEncoder:
     from transformers import AutoTokenizer, BertModel
 
-    with _quiet_transformers():
+    with quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
         except Exception as exc:  # transformers raises many kinds for a broken folder
@@ -291,7 +291,7 @@ def build_tiny_clip(width: int = 32, layers: int = 2, heads: int = 2, max_length
     import torch
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-    with tempfile.TemporaryDirectory() as tmp, _quiet_transformers():
+    with tempfile.TemporaryDirectory() as tmp, quiet_transformers():
         tokenizer = CLIPTokenizer.from_pretrained(str(write_byte_level_vocab(tmp, max_length=max_length)))
     bos, eos = tokenizer.convert_tokens_to_ids(["<|startoftext|>", "<|endoftext|>"])
     config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=4 * width,

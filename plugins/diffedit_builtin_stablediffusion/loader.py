@@ -7,16 +7,14 @@ files go through the libraries' `weights_only` loading, which refuses code.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from diffedit.diffusion.checkpoints import CheckpointError, LoadedModel, file_sha256
 from diffedit.diffusion.models import plain_config
-from diffedit.diffusion.text import CLIPTextEncoder
+from diffedit.diffusion.text import CLIPTextEncoder, quiet_transformers
 from diffedit_builtin_stablediffusion.adapter import LowResCondition, StableDiffusionUNet, inpaint_order
 from diffedit_builtin_stablediffusion.layout import StableDiffusionFolder, manifest_for, read_folder
 
@@ -48,20 +46,6 @@ def _unet_sha256(files: list[Path], root: Path) -> tuple[str, dict[str, str]]:
     return combined, digests
 
 
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """transformers draws a progress bar while loading weights; a library called from a GUI should not."""
-    from transformers.utils import logging
-
-    was_enabled = logging.is_progress_bar_enabled()
-    logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            logging.enable_progress_bar()
-
-
 def _diffusers_part(cls_name: str, root: Path, part: str) -> tuple[Any, list[Path]]:
     import diffusers
     from diffusers.utils import is_accelerate_available
@@ -85,7 +69,7 @@ def _text_encoder(root: Path) -> CLIPTextEncoder:
     except Exception as exc:  # transformers raises many kinds for a broken folder
         raise CheckpointError(f"{root / 'tokenizer'}: not a readable CLIP tokenizer ({_first_line(exc)})") from None
     try:
-        with _quiet():
+        with quiet_transformers():
             model = CLIPTextModel.from_pretrained(str(root / "text_encoder"), local_files_only=True, variant=variant,
                                                   use_safetensors=files[0].suffix == ".safetensors")
     except Exception as exc:
