@@ -30,10 +30,12 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal, Slot
-from PySide6.QtGui import QCloseEvent, QPixmap
+from PySide6.QtGui import QCloseEvent, QPixmap, QValidator
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
+    QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
     QGridLayout,
@@ -57,11 +59,16 @@ from diffedit.settings import Settings, config_dir
 from diffedit.training.config import Progress, TrainConfig
 from diffedit.training.data import IMAGE_EXTENSIONS, DataSummary, summarize
 
-TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment")  # setup.TRAINABLE_TASKS, without torch
+# setup.TRAINABLE_TASKS (without importing torch), plus "vae": the AutoencoderKL that latent runs train on
+TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "vae")
 PRESET_NAMES = ("tiny", "small", "base")  # diffusion.models.PRESETS, without importing torch
 CONDITIONINGS = {"none": "None (unconditional)", "class": "Class (one sub-folder per class)",
                  "text": "Text (a .txt caption beside each image)"}
 SIZES = (16, 32, 64, 128, 256, 512)
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+TEXT_ENCODERS = {"minilm": "MiniLM (built in)", "folder": "A folder with text_encoder/ and tokenizer/"}
+LR_RANGE = (1e-6, 1e-2)
+_DEFAULTS = TrainConfig(data="", out="")
 RUNS_FOLDER = "training-runs"
 EMIT_INTERVAL_S = 0.1  # progress reaches the GUI at most ~10 times a second (checkpoints always)
 
@@ -189,8 +196,10 @@ class TrainWorker(QObject):
                 import torch
 
                 from diffedit.training.loop import Trainer
+                from diffedit.training.vae import VAETrainer
             torch.set_num_threads(torch.get_num_threads())  # this thread follows the app's thread setting
-            trainer = Trainer(self.config)
+            # the same choice as `diffedit train`: --task vae trains the autoencoder of latent runs
+            trainer = VAETrainer(self.config) if self.config.task == "vae" else Trainer(self.config)
             step = trainer.step
             self.started_run.emit(step)
             pending: list[Progress] = []
@@ -215,7 +224,7 @@ class TrainWorker(QObject):
                 self._checkpoint_now(trainer)
             if trainer.step >= self.config.steps:
                 self.finished.emit(step)
-            elif self.request == "pause":
+            elif self.request == "pause" and self.config.task != "vae":
                 self.paused.emit(step)
             else:
                 self.stopped.emit(step)
@@ -228,6 +237,13 @@ class TrainWorker(QObject):
         """A checkpoint of the current step, unless the run just wrote one (the loop's own save)."""
         from diffedit.training import state
 
+        if self.config.task == "vae":  # a VAE run saves OUT/vae (no step folders) and cannot resume
+            if trainer.step == 0 or trainer.last_checkpoint is not None:
+                return
+            folder = trainer.save()
+            p = Progress(trainer.step, self.config.steps, math.nan, 0.0, 0.0, 0.0, 0.0, None, str(folder))
+            self.progress.emit([p])
+            return
         if trainer.step == 0 or trainer.last_checkpoint == state.step_folder(trainer.out, trainer.step):
             return
         # Trainer has no public "checkpoint now"; _checkpoint is what the loop itself calls at a save step.
@@ -300,6 +316,28 @@ class TrainingDialog(QDialog):
             self.cond_combo.addItem(label, key)
         self.cond_combo.currentIndexChanged.connect(self._data_changed)
         form.addRow("Conditioning", self.cond_combo)
+        self.text_combo = QComboBox()
+        for key, label in TEXT_ENCODERS.items():
+            self.text_combo.addItem(label, key)
+        self.text_combo.setToolTip("The frozen text encoder that reads the captions")
+        self.text_combo.currentIndexChanged.connect(self._settings_changed)
+        self.text_edit = QLineEdit()
+        self.text_edit.setPlaceholderText("A checkpoint or Stable Diffusion folder (text_encoder/ and tokenizer/)")
+        self.text_edit.textChanged.connect(self._settings_changed)
+        self.text_browse = QPushButton("Browse…")
+        self.text_browse.clicked.connect(self.browse_text_encoder)
+        self.text_row = _row(self.text_combo, self.text_edit, self.text_browse)
+        form.addRow("Text encoder", self.text_row)
+        self.latent_check = QCheckBox("Latent (train in a VAE's latent space)")
+        self.latent_check.setToolTip("Train on the latents of a VAE: first run the task 'vae', then choose its "
+                                     "run folder here")
+        self.latent_check.toggled.connect(self._settings_changed)
+        self.vae_edit = QLineEdit()
+        self.vae_edit.setPlaceholderText("A 'vae' run's folder, an AutoencoderKL, or a checkpoint with vae/")
+        self.vae_edit.textChanged.connect(self._settings_changed)
+        self.vae_browse = QPushButton("Browse…")
+        self.vae_browse.clicked.connect(self.browse_vae)
+        form.addRow("Latent", _row(self.latent_check, self.vae_edit, self.vae_browse))
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(PRESET_NAMES))
         self.preset_combo.setToolTip("tiny: ~1 M parameters, for trying things out; small: ~10 M; base: ~100 M")
@@ -317,6 +355,17 @@ class TrainingDialog(QDialog):
         steps_row = _row(self.steps_spin, QLabel("  batch"), self.batch_spin, QLabel("  checkpoint every"),
                          self.every_spin, stretch=True)
         form.addRow("Steps", steps_row)
+        self.lr_spin = LearningRateSpin()
+        self.lr_spin.setValue(_DEFAULTS.lr)
+        self.lr_spin.setToolTip("Peak learning rate (after warm-up); arrows step 1-2-5")
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(list(PRECISIONS))
+        self.precision_combo.setCurrentText(_DEFAULTS.precision)
+        self.precision_combo.setToolTip("auto: bf16 where the GPU supports it, else fp16")
+        precision_note = QLabel("half precision (fp16/bf16) applies on CUDA only; elsewhere fp32")
+        precision_note.setEnabled(False)  # greyed: a note, not a setting
+        form.addRow("Learning rate", _row(self.lr_spin, QLabel("  precision"), self.precision_combo,
+                                          precision_note, stretch=True))
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         preferred = Settings.load().device
@@ -332,10 +381,18 @@ class TrainingDialog(QDialog):
         self.name_edit.textEdited.connect(self._name_edited)
         self.name_edit.textChanged.connect(self._update_buttons)
         form.addRow("Model name", self.name_edit)
+        self.settings_label = QLabel("")  # why these settings cannot start (a missing VAE folder...)
+        self.settings_label.setWordWrap(True)
+        self.settings_label.setStyleSheet("color: #c0392b;")
+        self.settings_label.hide()
+        form.addRow("", self.settings_label)
+        self._form = form
         self._settings_widgets: list[QWidget] = [self.folder_edit, browse, self.task_combo, self.cond_combo,
+                                                 self.text_combo, self.text_edit, self.text_browse,
+                                                 self.latent_check, self.vae_edit, self.vae_browse,
                                                  self.preset_combo, self.size_combo, self.batch_spin,
-                                                 self.every_spin, self.device_combo, self.out_edit, out_browse,
-                                                 self.name_edit]
+                                                 self.every_spin, self.lr_spin, self.precision_combo,
+                                                 self.device_combo, self.out_edit, out_browse, self.name_edit]
 
         live = QGroupBox("Training")
         grid = QGridLayout(live)
@@ -402,6 +459,19 @@ class TrainingDialog(QDialog):
         if folder:
             self.out_edit.setText(folder)
 
+    def browse_vae(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "VAE folder", self.vae_edit.text() or str(Path.home()))
+        if folder:
+            self.vae_edit.setText(folder)
+            self.latent_check.setChecked(True)
+
+    def browse_text_encoder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Text encoder folder (text_encoder/ and tokenizer/)",
+                                                  self.text_edit.text() or str(Path.home()))
+        if folder:
+            self.text_edit.setText(folder)
+            self.text_combo.setCurrentIndex(self.text_combo.findData("folder"))
+
     def set_folder(self, folder: str | Path) -> None:
         self.folder_edit.setText(str(folder))
         self._summary_timer.stop()
@@ -414,8 +484,39 @@ class TrainingDialog(QDialog):
     def _task_changed(self, task: str) -> None:
         generate = task == "generate"
         self.cond_combo.setEnabled(generate and self.state in ("idle", "finished", "stopped", "failed"))
-        self.cond_combo.setToolTip("" if generate else f"'{task}' models are conditioned on the input image")
+        self.cond_combo.setToolTip("" if generate else "a VAE has no conditioning" if task == "vae"
+                                   else f"'{task}' models are conditioned on the input image")
+        self.latent_check.setToolTip("A VAE run trains the autoencoder itself" if task == "vae" else
+                                     "Train on the latents of a VAE: first run the task 'vae', then choose its "
+                                     "run folder here")
         self._data_changed()
+
+    def latent(self) -> bool:
+        """Latent training is asked for (never for the task 'vae', which trains the VAE itself)."""
+        return self.latent_check.isChecked() and self.task_combo.currentText() != "vae"
+
+    def text_encoder(self) -> str:
+        """TrainConfig.text_encoder: "minilm" or a folder (used by text conditioning only)."""
+        if self.text_combo.currentData() == "folder":
+            return str(Path(self.text_edit.text().strip()).expanduser())
+        return "minilm"
+
+    def settings_problem(self) -> str:
+        """Why the chosen settings (not the data) cannot start a run ("" when they can)."""
+        if self.latent():
+            vae = self.vae_edit.text().strip()
+            if not vae:
+                return "Latent training needs a VAE folder: choose one (e.g. the run folder of a 'vae' task run)."
+            if not Path(vae).expanduser().is_dir():
+                return f"The VAE folder {vae} does not exist."
+        if self.conditioning() == "text" and self.text_combo.currentData() == "folder":
+            folder = self.text_edit.text().strip()
+            if not folder:
+                return "Choose the text encoder folder (one with text_encoder/ and tokenizer/), or use MiniLM."
+            path = Path(folder).expanduser()
+            if not (path / "text_encoder").is_dir() or not (path / "tokenizer").is_dir():
+                return f"{folder}: no text encoder here (expected text_encoder/ and tokenizer/ folders)."
+        return ""
 
     def _data_changed(self, *_: Any) -> None:
         self._settings_changed()
@@ -443,12 +544,16 @@ class TrainingDialog(QDialog):
     def build_config(self, resume: bool = False) -> TrainConfig:
         parent = Path(self.out_edit.text().strip()).expanduser()
         name = self.name_edit.text().strip()
+        latent = self.latent()
         values: dict[str, Any] = {
             "data": self.folder_edit.text().strip(), "out": str(parent / RUNS_FOLDER / name),
             "task": self.task_combo.currentText(), "preset": self.preset_combo.currentText(),
             "size": self.size_combo.currentData(), "steps": self.steps_spin.value(), "batch": self.batch_spin.value(),
             "checkpoint_every": self.every_spin.value(), "device": self.device_combo.currentText(),
-            "conditioning": self.conditioning(),
+            "conditioning": self.conditioning(), "lr": self.lr_spin.value(),
+            "precision": self.precision_combo.currentText(), "latent": latent,
+            "vae": str(Path(self.vae_edit.text().strip()).expanduser()) if latent else None,
+            "text_encoder": self.text_encoder() if self.conditioning() == "text" else _DEFAULTS.text_encoder,
             "resume": resume}
         values.update(self.overrides)
         return TrainConfig(**values)
@@ -555,11 +660,13 @@ class TrainingDialog(QDialog):
 
     def can_start(self) -> bool:
         return (self.state in ("idle", "finished", "stopped", "failed") and self.summary is not None
-                and not self.summary_error and bool(self.name_edit.text().strip())
-                and bool(self.out_edit.text().strip()))
+                and not self.summary_error and not self.settings_problem()
+                and bool(self.name_edit.text().strip()) and bool(self.out_edit.text().strip()))
 
     def can_resume(self) -> bool:
         if self.running or self.state not in ("paused", "stopped", "failed", "idle", "finished"):
+            return False
+        if self.task_combo.currentText() == "vae":  # a VAE run does not resume
             return False
         if self.state == "paused":
             return True
@@ -608,14 +715,16 @@ class TrainingDialog(QDialog):
             return
         self._config = config
         self.run_folder = Path(config.out)
-        self.model_folder = parent / self.name_edit.text().strip()
+        vae_run = config.task == "vae"
+        # a VAE is no model of the model list: it stays in its run folder (OUT/vae) for latent runs to use
+        self.model_folder = self.run_folder / "vae" if vae_run else parent / self.name_edit.text().strip()
         self.chart.total = config.steps
         if resume and not self.chart.points:
             self._load_metrics(self.run_folder)
         self.progress_bar.setRange(0, config.steps)
         thread = QThread()
         thread.setObjectName("diffedit-training")
-        worker = TrainWorker(config, self.model_folder)
+        worker = TrainWorker(config, None if vae_run else self.model_folder)
         worker.moveToThread(thread)
         worker.started_run.connect(self._on_started)
         worker.progress.connect(self._on_progress)
@@ -717,6 +826,10 @@ class TrainingDialog(QDialog):
 
     @Slot(int)
     def _on_finished(self, step: int) -> None:
+        if self._config is not None and self._config.task == "vae":
+            self._outcome = ("finished", f"Finished {step} steps. The VAE is {self.model_folder}; tick Latent and "
+                                         f"choose {self.run_folder} to train on its latents.", False)
+            return
         self._outcome = ("finished", f"Finished {step} steps. The model is {self.model_folder}; it is listed in "
                                      "the task panel.", False)
 
@@ -752,10 +865,20 @@ class TrainingDialog(QDialog):
         editable = self.state in ("idle", "finished", "stopped", "failed") and not self.running
         for w in self._settings_widgets:
             w.setEnabled(editable)
-        self.cond_combo.setEnabled(editable and self.task_combo.currentText() == "generate")
+        task = self.task_combo.currentText()
+        self.cond_combo.setEnabled(editable and task == "generate")
+        self.latent_check.setEnabled(editable and task != "vae")
+        for w in (self.vae_edit, self.vae_browse):
+            w.setEnabled(editable and self.latent())
+        self.text_edit.setEnabled(editable and self.text_combo.currentData() == "folder")
+        self._form.setRowVisible(self.text_row, self.conditioning() == "text")
+        problem = self.settings_problem()
+        self.settings_label.setText(problem)
+        self.settings_label.setVisible(bool(problem))
         self.steps_spin.setEnabled(editable or self.state == "paused")
         self.start_button.setEnabled(self.can_start() and not self.running)
-        self.pause_button.setEnabled(self.state in ("starting", "running"))
+        vae_run = self._config is not None and self._config.task == "vae" and self.running
+        self.pause_button.setEnabled(self.state in ("starting", "running") and not vae_run)
         self.stop_button.setEnabled(self.state in ("starting", "running", "pausing", "paused"))
         self.resume_button.setEnabled(self.can_resume())
         self.close_button.setText("Stop and close" if self.running else "Close")
@@ -819,6 +942,48 @@ def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
     spin.setGroupSeparatorShown(True)
     spin.setMinimumWidth(110)
     return spin
+
+
+class LearningRateSpin(QDoubleSpinBox):
+    """A learning rate in LR_RANGE, shown as 2e-04; the arrows step along 1, 2, 5 x 10^k."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setDecimals(12)  # the value itself; the text is textFromValue's
+        self.setRange(*LR_RANGE)
+        self.setMinimumWidth(110)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.3g}" if value >= 1e-4 else f"{value:.2e}".replace(".00e", "e")
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> object:
+        try:
+            value = float(text.strip())
+        except ValueError:
+            ok = all(ch in "0123456789.eE+-" for ch in text.strip())
+            return QValidator.State.Intermediate if ok else QValidator.State.Invalid
+        lo, hi = LR_RANGE
+        return QValidator.State.Acceptable if lo <= value <= hi else QValidator.State.Intermediate
+
+    def fixup(self, text: str) -> str:
+        return self.textFromValue(self.value())
+
+    def stepBy(self, steps: int) -> None:
+        ladder = [m * 10.0**k for k in range(-6, -1) for m in (1, 2, 5)] + [LR_RANGE[1]]
+        value = self.value()
+        if steps > 0:
+            above = [v for v in ladder if v > value * (1 + 1e-9)]
+            target = above[min(steps, len(above)) - 1] if above else ladder[-1]
+        else:
+            below = [v for v in ladder if v < value * (1 - 1e-9)]
+            target = below[-min(-steps, len(below))] if below else ladder[0]
+        self.setValue(target)
 
 
 def open_training_dialog(parent: QWidget, on_checkpoint: Callable[[str], None] | None = None) -> TrainingDialog:

@@ -180,3 +180,117 @@ def test_close_while_training_stops_the_thread(qtbot, env: Path, tmp_path: Path)
     assert not thread.isRunning()
     # stopped before any checkpoint step: one was written at the last step so the work is kept
     assert find_models([env]) and find_models([env])[0].name == "shapes-generate-tiny"
+
+
+def test_form_fields_build_the_config(qtbot, dialog: TrainingDialog, env: Path, tmp_path: Path) -> None:
+    from diffedit.training.config import TrainConfig
+
+    defaults = TrainConfig(data="", out="")
+    data = make_data(tmp_path / "shapes")
+    dialog.set_folder(data)
+    config = dialog.build_config()
+    assert (config.lr, config.precision, config.latent, config.vae) == (defaults.lr, "auto", False, None)
+    assert config.text_encoder == "minilm"
+    assert dialog.lr_spin.text() == "0.0002"
+
+    dialog.lr_spin.setValue(5e-5)
+    dialog.precision_combo.setCurrentText("bf16")
+    vae = tmp_path / "vae-run"
+    vae.mkdir()
+    dialog.latent_check.setChecked(True)
+    dialog.vae_edit.setText(str(vae))
+    config = dialog.build_config()
+    assert config.lr == pytest.approx(5e-5) and dialog.lr_spin.text() == "5e-05"
+    assert (config.precision, config.latent, config.vae) == ("bf16", True, str(vae))
+    dialog.lr_spin.stepBy(1)  # 1-2-5 steps
+    assert dialog.lr_spin.value() == pytest.approx(1e-4)
+    dialog.lr_spin.setValue(1.0)  # clamped to the range
+    assert dialog.lr_spin.value() == pytest.approx(1e-2)
+
+    dialog.overrides = {"lr": 3e-3, "precision": "fp32"}  # overrides still win
+    config = dialog.build_config()
+    assert (config.lr, config.precision) == (3e-3, "fp32")
+    dialog.overrides = {}
+
+    encoder = tmp_path / "sd"
+    (encoder / "text_encoder").mkdir(parents=True)
+    (encoder / "tokenizer").mkdir()
+    dialog.cond_combo.setCurrentIndex(dialog.cond_combo.findData("text"))
+    dialog.text_combo.setCurrentIndex(dialog.text_combo.findData("folder"))
+    dialog.text_edit.setText(str(encoder))
+    assert dialog.build_config().text_encoder == str(encoder)
+    dialog.cond_combo.setCurrentIndex(dialog.cond_combo.findData("class"))  # only text conditioning uses it
+    assert dialog.build_config().text_encoder == "minilm"
+
+    dialog.task_combo.setCurrentText("vae")  # trains the VAE itself: never latent
+    config = dialog.build_config()
+    assert (config.task, config.latent, config.vae, config.conditioning) == ("vae", False, None, None)
+    assert not dialog.latent_check.isEnabled()
+
+
+def test_latent_needs_a_vae_folder(qtbot, dialog: TrainingDialog, env: Path, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "shapes")
+    dialog.batch_spin.setValue(4)
+    dialog.set_folder(data)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=LONG)
+    assert not dialog.vae_edit.isEnabled() and dialog.settings_label.isHidden()
+
+    dialog.latent_check.setChecked(True)
+    assert dialog.vae_edit.isEnabled() and dialog.vae_browse.isEnabled()
+    assert not dialog.start_button.isEnabled() and not dialog.can_start()
+    assert not dialog.settings_label.isHidden() and "needs a VAE folder" in dialog.settings_label.text()
+    dialog.start()  # does nothing
+    assert dialog.state == "idle" and not dialog.running
+
+    dialog.vae_edit.setText(str(tmp_path / "missing"))
+    assert "does not exist" in dialog.settings_label.text() and not dialog.start_button.isEnabled()
+    (tmp_path / "vae-run").mkdir()
+    dialog.vae_edit.setText(str(tmp_path / "vae-run"))
+    assert dialog.settings_label.isHidden() and dialog.start_button.isEnabled()
+    dialog.latent_check.setChecked(False)
+    dialog.vae_edit.clear()
+    assert dialog.start_button.isEnabled()  # not needed when not latent
+    dialog.latent_check.setChecked(True)
+    dialog.task_combo.setCurrentText("vae")  # the checkbox does not apply to a VAE run
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=LONG)
+    assert dialog.settings_label.isHidden()
+
+
+def test_text_encoder_row_only_for_text(qtbot, dialog: TrainingDialog, env: Path, tmp_path: Path) -> None:
+    assert dialog.text_row.isHidden()
+    assert dialog.text_combo.currentText() == "MiniLM (built in)"
+    dialog.cond_combo.setCurrentIndex(dialog.cond_combo.findData("text"))
+    assert not dialog.text_row.isHidden() and dialog.text_row.isVisible()
+    assert not dialog.text_edit.isEnabled()  # MiniLM needs no folder
+    dialog.text_combo.setCurrentIndex(dialog.text_combo.findData("folder"))
+    assert dialog.text_edit.isEnabled() and "text encoder folder" in dialog.settings_problem()
+    dialog.text_edit.setText(str(tmp_path))
+    assert "no text encoder here" in dialog.settings_label.text()
+    dialog.cond_combo.setCurrentIndex(dialog.cond_combo.findData("class"))
+    assert dialog.text_row.isHidden() and dialog.settings_problem() == ""
+    dialog.cond_combo.setCurrentIndex(dialog.cond_combo.findData("text"))
+    dialog.task_combo.setCurrentText("inpaint")  # conditioned on the image: no text
+    assert dialog.text_row.isHidden()
+
+
+def test_vae_task_runs_and_stops(qtbot, dialog: TrainingDialog, env: Path, tmp_path: Path) -> None:
+    data = make_data(tmp_path / "shapes")
+    dialog.task_combo.setCurrentText("vae")
+    tiny_settings(dialog, data, steps=200, every=200)
+    qtbot.waitUntil(dialog.start_button.isEnabled, timeout=LONG)
+    assert dialog.name_edit.text() == "shapes-vae-tiny"
+    published: list[str] = []
+    dialog.on_checkpoint = published.append
+    dialog.start()
+    assert not dialog.pause_button.isEnabled()  # a VAE run does not resume
+    qtbot.waitUntil(lambda: dialog.last_step >= 1, timeout=LONG)
+    with qtbot.waitSignal(dialog.run_ended, timeout=LONG) as ended:
+        dialog.stop()
+    assert ended.args == ["stopped"] and dialog.state == "stopped", dialog.status_label.text()
+    run = env / RUNS_FOLDER / "shapes-vae-tiny"
+    assert (run / "vae" / "config.json").is_file()  # stopped before a checkpoint step: saved then
+    assert (run / "metrics.jsonl").is_file()
+    assert dialog.last_checkpoint == str(run / "vae") and not published  # not published as a model
+    assert find_models([env]) == []
+    assert not dialog.resume_button.isEnabled()
+    assert dialog.threads_alive() == 0
