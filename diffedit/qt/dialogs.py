@@ -14,6 +14,38 @@ BACKGROUNDS: dict[str, tuple[int, int, int, int] | None] = {
 PRESETS = ((512, 512), (768, 768), (1024, 1024), (768, 512), (512, 768), (1024, 576), (1920, 1080))
 
 
+def add_ok_cancel(dialog: QDialog, form: QFormLayout) -> None:
+    """The OK/Cancel row every small form dialog ends with."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    form.addRow(buttons)
+
+
+def size_spin(value: int) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(1, MAX_DOCUMENT_SIDE)
+    spin.setSuffix(" px")
+    spin.setValue(value)
+    return spin
+
+
+class SizeDialog(QDialog):
+    """Width and height in pixels (canvas size, image size)."""
+
+    def __init__(self, title: str, width: int, height: int, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        form = QFormLayout(self)
+        self.width_box, self.height_box = size_spin(width), size_spin(height)
+        form.addRow("Width", self.width_box)
+        form.addRow("Height", self.height_box)
+        add_ok_cancel(self, form)
+
+    def size_value(self) -> tuple[int, int]:
+        return self.width_box.value(), self.height_box.value()
+
+
 class NewDocumentDialog(QDialog):
     """Asks for width, height (with common diffusion sizes as presets) and the background."""
 
@@ -24,12 +56,7 @@ class NewDocumentDialog(QDialog):
         self.preset.addItem("Custom", None)
         for w, h in PRESETS:
             self.preset.addItem(f"{w} × {h}", (w, h))
-        self.width_spin = QSpinBox()
-        self.height_spin = QSpinBox()
-        for spin, value in ((self.width_spin, width), (self.height_spin, height)):
-            spin.setRange(1, MAX_DOCUMENT_SIDE)
-            spin.setSuffix(" px")
-            spin.setValue(value)
+        self.width_spin, self.height_spin = size_spin(width), size_spin(height)
         self.background = QComboBox()
         self.background.addItems(list(BACKGROUNDS))
         self.preset.activated.connect(self._apply_preset)
@@ -38,10 +65,7 @@ class NewDocumentDialog(QDialog):
         form.addRow("Width", self.width_spin)
         form.addRow("Height", self.height_spin)
         form.addRow("Background", self.background)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
+        add_ok_cancel(self, form)
 
     def _apply_preset(self, index: int) -> None:
         size = self.preset.itemData(index)

@@ -7,35 +7,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QMenu, QSpinBox, QWidget
+from PySide6.QtWidgets import QMenu
 
+from diffedit.qt.dialogs import SizeDialog
 from diffedit.tasks.registry import ActionInfo
 
 if TYPE_CHECKING:
     from diffedit.qt.main_window import MainWindow
-
-
-class SizeDialog(QDialog):
-    """Width and height in pixels (canvas size, image size)."""
-
-    def __init__(self, title: str, width: int, height: int, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle(title)
-        form = QFormLayout(self)
-        self.width_box, self.height_box = QSpinBox(), QSpinBox()
-        for box, value in ((self.width_box, width), (self.height_box, height)):
-            box.setRange(1, 32768)
-            box.setValue(value)
-            box.setSuffix(" px")
-        form.addRow("Width", self.width_box)
-        form.addRow("Height", self.height_box)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        form.addRow(buttons)
-
-    def size_value(self) -> tuple[int, int]:
-        return self.width_box.value(), self.height_box.value()
 
 
 def canvas_size(window: MainWindow) -> None:

@@ -75,3 +75,16 @@ class Progress:
     val_loss: float | None = None
     checkpoint: str | None = None
     sample_grid: str | None = None
+
+
+class StepTimer:
+    """Seconds per step averaged over the last 20 steps: speed and time left that follow the machine."""
+
+    def __init__(self, window: int = 20) -> None:
+        self.window = window
+        self.times: list[float] = []
+
+    def add(self, seconds: float) -> float:
+        """Record one step; returns the current average seconds per step."""
+        self.times = [*self.times[-(self.window - 1):], seconds]
+        return sum(self.times) / len(self.times)

@@ -23,7 +23,7 @@ import torch
 from diffedit.diffusion.devices import pick_device
 from diffedit.diffusion.models import ModelBundle, Provenance
 from diffedit.training import distributed, preview, state
-from diffedit.training.config import Progress, TrainConfig, TrainingError
+from diffedit.training.config import Progress, StepTimer, TrainConfig, TrainingError
 from diffedit.training.data import batch_indices, load_example
 from diffedit.training.ema import EMA
 from diffedit.training.objective import Batch, condition_kwargs, diffusion_loss, make_batch, model_space
@@ -247,13 +247,12 @@ class Trainer:
             state.remove_after(self.out, self.step)
         log = state.MetricsLog(self.out / "metrics.jsonl") if main else None
         images_per_step = c.batch * c.accumulate * self.dist.world_size
-        start, times = time.perf_counter(), []
+        start, timer = time.perf_counter(), StepTimer()
         try:
             while self.step < c.steps:
                 t0 = time.perf_counter()
                 loss, lr = self._train_step()
-                times = [*times[-19:], time.perf_counter() - t0]
-                per_step = sum(times) / len(times)
+                per_step = timer.add(time.perf_counter() - t0)
                 speed = images_per_step / per_step
                 eta = (c.steps - self.step) * per_step
                 if log is not None:

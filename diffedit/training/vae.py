@@ -24,7 +24,7 @@ from diffedit.diffusion.devices import pick_device
 from diffedit.diffusion.models import PRESETS, vae_config
 from diffedit.training import data as data_mod
 from diffedit.training import distributed, state
-from diffedit.training.config import Progress, TrainConfig, TrainingError
+from diffedit.training.config import Progress, StepTimer, TrainConfig, TrainingError
 from diffedit.training.loop import lr_factor
 from diffedit.training.setup import fit_scaling_factor
 
@@ -169,13 +169,12 @@ class VAETrainer:
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         log = state.MetricsLog(self.out / "metrics.jsonl")
-        start, times = time.perf_counter(), []
+        start, timer = time.perf_counter(), StepTimer()
         try:
             while self.step < c.steps:
                 t0 = time.perf_counter()
                 loss, lr = self._train_step()
-                times = [*times[-19:], time.perf_counter() - t0]
-                per_step = sum(times) / len(times)
+                per_step = timer.add(time.perf_counter() - t0)
                 log.write({"step": self.step, "loss": loss, "lr": lr, "images_per_s": round(c.batch / per_step, 3)})
                 folder: Any = None
                 val = None
