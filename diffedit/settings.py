@@ -34,6 +34,7 @@ class Settings:
     max_image_pixels: int = 100_000_000
     autosave_interval_s: int = 120
     history_memory_mb: int = 512
+    show_rulers: bool = True  # the editor's View > Show Rulers
 
     @classmethod
     def path(cls) -> Path:

@@ -45,6 +45,8 @@ class Canvas(QWidget):
 
     cursor_moved = Signal(object)  # (x, y) in document pixels, or None when the pointer left
     zoom_changed = Signal(float)
+    view_changed = Signal()  # the zoom or the pan changed: what is shown where moved
+    hover_moved = Signal(object)  # the pointer's widget position (QPointF), or None when it left
     message = Signal(str)  # something the user should read in the status bar
     mask_shown_changed = Signal(bool)
 
@@ -88,6 +90,7 @@ class Canvas(QWidget):
         self._images = None if doc is None else DisplayImages(doc)
         if doc is None:
             self.update()
+            self.view_changed.emit()
             return
         self._images.masks_shown = self.mask_shown
         self._conns.connect(doc.events.pixels_changed, self._on_pixels_changed)
@@ -179,6 +182,7 @@ class Canvas(QWidget):
         self.zoom = zoom
         self._auto_fit = False
         self.update()
+        self.view_changed.emit()
         self.zoom_changed.emit(zoom)
 
     def zoom_in(self) -> None:
@@ -213,6 +217,7 @@ class Canvas(QWidget):
             round((self.height() - self.doc.height * self.zoom) / 2),
         )
         self.update()
+        self.view_changed.emit()
         self.zoom_changed.emit(self.zoom)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
@@ -289,6 +294,7 @@ class Canvas(QWidget):
         self._update_cursor_area()
         self._hover = pos
         self._update_cursor_area()
+        self.hover_moved.emit(pos)
         if pos is None or self.doc is None:
             self.cursor_moved.emit(None)
         else:
@@ -315,6 +321,7 @@ class Canvas(QWidget):
             self._pan_from = pos
             self._auto_fit = False
             self.update()
+            self.view_changed.emit()
         elif self._stroke is not None:
             self.continue_stroke(pos)
         else:

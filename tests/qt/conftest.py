@@ -1,6 +1,7 @@
 """Qt test setup: a headless platform before Qt loads, a window fixture and pixel helpers."""
 
 import os
+from collections.abc import Iterator
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -35,14 +36,17 @@ def png_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def window(qtbot, monkeypatch) -> MainWindow:
+def window(qtbot, monkeypatch) -> Iterator[MainWindow]:
     win = MainWindow()
     # Closing a modified document would ask; answer "discard" so teardown never blocks on a modal box.
     monkeypatch.setattr(win, "_ask_save_changes", lambda: QMessageBox.StandardButton.Discard)
     qtbot.addWidget(win)
     win.show()
     qtbot.waitExposed(win)
-    return win
+    yield win
+    # An error box left open stays modal after the test and would swallow the next tests' mouse input.
+    for box in win.findChildren(QMessageBox):
+        box.close()
 
 
 class Mouse:

@@ -1,8 +1,15 @@
 """The Layers dock's drag and drop reordering, lock toggle and lazy thumbnails, each one undo step."""
 
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QColor, QDropEvent
 
@@ -30,6 +37,7 @@ def _drop(window: MainWindow, source_row: int, pos: QPoint) -> None:
 
     The offscreen platform runs no drag loop, so the press-move-release of a real drag cannot reach the
     drop; the drop event is built as Qt builds it, with the view's own mime data for the dragged row.
+    (`test_a_real_mouse_drag_reorders_the_layers_under_x` drives a real drag where an X server is at hand.)
     """
     lst = window.layers_panel.list
     lst.setCurrentRow(source_row)
@@ -90,6 +98,93 @@ def test_a_press_and_drag_on_a_row_starts_a_drag_of_that_row(window: MainWindow,
         qtbot.mouseMove(lst.viewport(), start + QPoint(0, dy))
     qtbot.mouseRelease(lst.viewport(), Qt.MouseButton.LeftButton, pos=start + QPoint(0, 30))
     assert started == [1]
+
+
+# A real drag, run under X (xcb) in a child process: the offscreen platform's QDrag.exec() returns at
+# once without a drop, while xcb runs Qt's own drag loop, which takes QTest's moves and release (sent
+# from a timer, as the loop blocks) and delivers the drop to the list through Qt's event path.
+REAL_DRAG = textwrap.dedent("""
+    import json, sys
+    from PySide6.QtCore import QPoint, Qt, QTimer
+    from PySide6.QtGui import QImage
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication
+    from diffedit.qt.main_window import MainWindow
+
+    app = QApplication(["diffedit"])
+    image = QImage(64, 48, QImage.Format.Format_RGB32)
+    image.fill(0x336699)
+    image.save(sys.argv[1])
+    win = MainWindow()
+    win.maybe_discard = lambda: True
+    win.show()
+    QTest.qWaitForWindowExposed(win)
+    win.open_path(sys.argv[1])
+    win.doc.add_layer()
+    win.doc.add_layer()
+    lst = win.layers_panel.list
+    names = lambda: [lst.item(i).text() for i in range(lst.count())]
+    before, steps = names(), len(win.doc.history.steps)
+    view = lst.viewport()
+    start = lst.visualItemRect(lst.item(0)).center()
+    bottom = lst.visualItemRect(lst.item(2))
+    end = bottom.center() + QPoint(0, bottom.height() // 4)  # lower half of the bottom row: below it
+    in_loop = []
+
+    def inside_the_drag_loop():
+        in_loop.append(True)
+        for dy in range(0, end.y() - start.y(), 4):
+            QTest.mouseMove(view, start + QPoint(0, dy))
+        QTest.mouseMove(view, end)
+        QTest.mouseRelease(view, Qt.MouseButton.LeftButton, pos=end)
+
+    QTimer.singleShot(100, inside_the_drag_loop)
+    QTest.mousePress(view, Qt.MouseButton.LeftButton, pos=start)
+    for dy in (4, 12, 24):  # past the drag distance: the view starts a QDrag and blocks in its loop
+        QTest.mouseMove(view, start + QPoint(0, dy))
+    QTest.qWait(50)
+    result = {"before": before, "after": names(), "in_loop": in_loop, "new_steps": win.doc.history.steps[steps:]}
+    win.doc.history.undo()
+    result["undone"] = names()
+    win.close()
+    print("RESULT " + json.dumps(result), flush=True)
+""")
+
+
+def test_a_real_mouse_drag_reorders_the_layers_under_x(tmp_path: Path) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "xcb", "DIFFEDIT_CONFIG_DIR": str(tmp_path / "config"),
+           "DIFFEDIT_RECOVERY_DIR": str(tmp_path / "recovery")}
+    xvfb = None
+    if shutil.which("Xvfb"):  # a private X server, never the user's screen
+        read, write = os.pipe()
+        xvfb = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+                                pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(write)
+        with os.fdopen(read) as display:
+            number = display.readline().strip()
+        if not number:
+            xvfb.kill()
+            pytest.skip("Xvfb did not start")
+        env["DISPLAY"] = f":{number}"
+    elif not os.environ.get("DISPLAY"):
+        pytest.skip("a real drag needs an X server (Xvfb), and the offscreen platform runs no drag loop")
+    try:
+        proc = subprocess.run([sys.executable, "-c", REAL_DRAG, str(tmp_path / "blue.png")], env=env,
+                              capture_output=True, text=True, timeout=120)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(timeout=10)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if not lines and "platform plugin" in proc.stderr and "xcb" in proc.stderr:
+        pytest.skip("Qt's xcb platform plugin cannot load here")
+    assert lines, proc.stderr[-3000:]
+    result = json.loads(lines[0][len("RESULT "):])
+    assert result["in_loop"] == [True]  # the release came from inside Qt's drag loop
+    assert result["before"] == ["Layer 2", "Layer", "Background"]
+    assert result["after"] == ["Layer", "Background", "Layer 2"]
+    assert result["new_steps"] == ["Move Layer 2"]
+    assert result["undone"] == result["before"]
 
 
 def test_clicking_the_padlock_locks_and_unlocks_one_undo_step_each(window: MainWindow, png_path: Path, qtbot,

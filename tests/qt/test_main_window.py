@@ -33,7 +33,7 @@ def test_without_a_file_the_start_page_offers_new_and_open(window: MainWindow, q
     QTimer.singleShot(0, accept_dialog)
     qtbot.mouseClick(window.start_page.new_button, Qt.MouseButton.LeftButton)
     assert window.doc is not None and (window.doc.width, window.doc.height) == (40, 30)
-    assert window.stack.currentWidget() is window.canvas
+    assert window.stack.currentWidget() is window.canvas_area
     assert window.windowTitle() == "DiffEdit — Untitled"
     assert (window.doc.composite() == 255).all()  # white background, and nothing to undo
     assert window.doc.history.steps == []

@@ -28,7 +28,7 @@ def test_a_sample_button_opens_the_sample(window: MainWindow, qtbot) -> None:
     assert buttons and all(b.isVisible() for b in buttons)
     qtbot.mouseClick(buttons[0], Qt.MouseButton.LeftButton)
     assert window.doc is not None and window.doc.name == sample_images()[0].stem
-    assert window.stack.currentWidget() is window.canvas
+    assert window.stack.currentWidget() is window.canvas_area
 
 
 def test_recent_files_are_listed_on_the_start_page_and_in_the_menu(window: MainWindow, png_path: Path,
