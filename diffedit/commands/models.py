@@ -1,9 +1,14 @@
-"""`diffedit models`: make a randomly initialised checkpoint folder for a task, or describe one.
+"""`diffedit models`: make, describe and manage model checkpoint folders.
 
     diffedit models new --task inpaint --preset small --out models/inpaint [--seed 0] [--image-size 64]
     diffedit models info models/inpaint [--json] [--verify]
+    diffedit models list [--json] [--hash] [--catalogue]
+    diffedit models add PATH [--in-place] [--name NAME]
+    diffedit models fetch NAME | URL --sha256 HEX [--name NAME] [--quiet]
+    diffedit models remove NAME|PATH [--yes]
 
-`info` reads only JSON and safetensors headers (no torch); `new` imports torch and diffusers.
+`info` and `list` read only JSON and safetensors headers (no torch); `new` imports torch and
+diffusers. `fetch` is the only command that goes online (see diffedit.model_manager).
 Errors exit 1 with a one-line reason on stderr.
 """
 
@@ -13,7 +18,7 @@ import argparse
 import json
 import struct
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -64,7 +69,41 @@ def _parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print the diffedit.json manifest as it is")
     info.add_argument("--verify", action="store_true", help="also check every weights file's SHA-256")
     info.set_defaults(handler=_info)
+    _manager_commands(commands)
     return parser
+
+
+def _manager_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    lst = commands.add_parser("list", help="list the models in the model folders (task, size, source, license, hash)",
+                              description="List the models in the model folders from settings.")
+    lst.add_argument("--json", action="store_true", help="one JSON array")
+    lst.add_argument("--hash", action="store_true", help="compute the weights SHA-256 where the manifest has none")
+    lst.add_argument("--catalogue", action="store_true", help="list the models 'fetch' knows instead")
+    lst.set_defaults(handler=_list)
+    add = commands.add_parser("add", help="add a folder of models, or import a model folder or file",
+                              description="A folder of models is added to the model folders in settings. A model "
+                              "(a checkpoint folder, a diffusers Stable Diffusion folder, a .zip of one, or a "
+                              "diffedit.json) is copied into the user models folder.")
+    add.add_argument("path", metavar="PATH")
+    add.add_argument("--in-place", action="store_true", help="list a model folder where it is instead of copying it")
+    add.add_argument("--name", help="the imported model's folder name (default: from PATH)")
+    add.set_defaults(handler=_add)
+    fetch = commands.add_parser("fetch", help="download a catalogue model or a URL (SHA-256 checked, resumable)",
+                                description="Download a model into the user models folder: a catalogue name (see "
+                                "'models list --catalogue'), or an http(s) URL of a .zip of a model folder with "
+                                "--sha256. Resumable: run again after an interruption.")
+    fetch.add_argument("source", metavar="NAME|URL")
+    fetch.add_argument("--sha256", metavar="HEX", help="the file's full SHA-256 (required with a URL)")
+    fetch.add_argument("--name", help="the model's folder name (default: the catalogue name or the file name)")
+    fetch.add_argument("--license", default="", help="record this license with a URL download")
+    fetch.add_argument("--quiet", action="store_true", help="no progress bar")
+    fetch.set_defaults(handler=_fetch)
+    remove = commands.add_parser("remove", help="delete an imported model, or forget a model folder",
+                                 description="Delete a model in the user models folder, or remove a folder from the "
+                                 "model folders in settings (its files are kept). Other models are never deleted.")
+    remove.add_argument("target", metavar="NAME|PATH")
+    remove.add_argument("--yes", action="store_true", help="delete without asking")
+    remove.set_defaults(handler=_remove)
 
 
 def main(argv: Sequence[str]) -> int:
@@ -80,7 +119,10 @@ def main(argv: Sequence[str]) -> int:
         return 1
     try:
         return int(args.handler(args))
-    except (CheckpointError, ValueError, OSError) as exc:
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted (a download resumes when run again)", file=sys.stderr)
+        return 130
+    except (CheckpointError, ValueError, OSError, RuntimeError) as exc:
         reason = str(exc)
         if isinstance(exc, OSError) and exc.filename:
             reason = f"{exc.filename}: {exc.strerror or exc}"
@@ -193,4 +235,125 @@ def _info(args: argparse.Namespace) -> int:
     if args.verify:
         lines.append("  weights         SHA-256 verified")
     print("\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------- the model manager
+def _size(n: int | None) -> str:
+    if n is None:
+        return "?"
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return ""
+
+
+def _list(args: argparse.Namespace) -> int:
+    from diffedit import model_manager as mm
+
+    if args.catalogue:
+        items = mm.load_catalogue()
+        if args.json:
+            print(json.dumps([vars(i) for i in items], indent=2))
+            return 0
+        for i in items:
+            pin = f"sha256 {i.sha256[:12]}" if i.sha256 else f"revision {i.revision or 'not pinned'}"
+            print(f"{i.name:<20} {','.join(i.tasks):<14} {_size(i.size):>9}  {i.license:<12} {i.where}  ({pin})")
+        return 0
+    models = mm.scan(compute_hash=args.hash)
+    if args.json:
+        print(json.dumps([m.to_json() for m in models], indent=2))
+        return 0
+    if not models:
+        print("no models found; add a folder with 'diffedit models add DIR' or fetch one ('diffedit models fetch')")
+        return 0
+    print(f"{'NAME':<22} {'TASKS':<18} {'SIZE':>9}  {'SOURCE':<24} {'LICENSE':<12} SHA-256")
+    for m in models:
+        print(f"{m.name:<22} {','.join(m.tasks) or '-':<18} {_size(m.size):>9}  {m.source[:24]:<24} "
+              f"{m.license or '-':<12} {(m.sha256 or '-')[:16]}  {m.path}")
+    return 0
+
+
+def _add(args: argparse.Namespace) -> int:
+    from diffedit import model_manager as mm
+
+    path = Path(args.path).expanduser()
+    is_model = path.is_dir() and ((path / "diffedit.json").is_file() or (path / "model_index.json").is_file())
+    if path.is_file():
+        print(f"imported {mm.import_file(path, args.name)}")
+    elif is_model and not args.in_place:
+        print(f"imported {mm.import_folder(path, args.name)}")
+    else:
+        folder = mm.add_folder(path)
+        count = len([m for m in mm.scan([folder])])
+        print(f"added model folder {folder} ({count} model(s))")
+    return 0
+
+
+def _progress(name: str, quiet: bool) -> tuple[Callable[[int, int | None], None], Callable[[], None]]:
+    bar = None
+
+    def update(done: int, total: int | None) -> None:
+        nonlocal bar
+        if quiet:
+            return
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, initial=done, desc=name, unit="B", unit_scale=True, file=sys.stderr)
+        bar.n = done
+        bar.refresh()
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return update, close
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    from diffedit import model_manager as mm
+    from diffedit.downloads import check_sha256
+
+    warn = lambda text: print(f"note: {text}", file=sys.stderr)  # noqa: E731
+    if "://" in args.source:
+        if not args.sha256:
+            raise ValueError("a URL needs --sha256 HEX (the file's full SHA-256, from a source you trust)")
+        update, close = _progress(args.name or args.source.rsplit("/", 1)[-1], args.quiet)
+        try:
+            path = mm.fetch_url(args.source, check_sha256(args.sha256), args.name, update, license=args.license)
+        finally:
+            close()
+    else:
+        item = mm.catalogue_item(args.source)
+        if args.sha256:
+            raise ValueError("--sha256 goes with a URL; catalogue models carry their own pins")
+        if item.source == "hf" and not args.quiet:
+            print(f"fetching {item.where} from Hugging Face ({item.license})", file=sys.stderr)
+        update, close = _progress(item.name, args.quiet)
+        try:
+            path = mm.fetch_item(item, args.name, update, warn=warn)
+        finally:
+            close()
+    print(f"fetched {path}")
+    return 0
+
+
+def _remove(args: argparse.Namespace) -> int:
+    from diffedit import model_manager as mm
+    from diffedit.settings import Settings
+
+    settings_folders = Settings.load().model_folders
+    if args.target in settings_folders or str(Path(args.target).expanduser().resolve()) in settings_folders:
+        print(mm.remove(args.target))
+        return 0
+    info = mm.find(args.target)
+    if info.managed and not args.yes:
+        if not sys.stdin.isatty():
+            raise ValueError(f"this deletes {info.path}: pass --yes to confirm")
+        if input(f"delete {info.path} ({_size(info.size)})? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("nothing removed")
+            return 1
+    print(mm.remove(str(info.path)))
     return 0

@@ -1,4 +1,4 @@
-"""Menu entries that open the larger windows (training, FID) or come from plugins, and the Image
+"""Menu entries that open the larger windows (training, FID, models) or come from plugins, and the Image
 menu's size dialogs. Kept apart so the main window stays small; the heavy modules load on first use.
 """
 
@@ -49,6 +49,21 @@ def open_training(window: MainWindow) -> None:
     window.training_dialog = open_training_dialog(window, on_checkpoint=lambda _path: refresh())
 
 
+def open_models(window: MainWindow) -> None:
+    """Tools > Models…: list, add, import, download and remove models; the task panel follows changes."""
+    from shiboken6 import isValid
+
+    from diffedit.qt.models_dialog import open_models_dialog
+
+    dialog = getattr(window, "models_dialog", None)
+    if dialog is not None and isValid(dialog):
+        dialog.raise_()
+        dialog.activateWindow()
+        return
+    window.models_dialog = open_models_dialog(window)
+    window.models_dialog.models_changed.connect(window.task_panel._refresh_models)
+
+
 def open_fid(window: MainWindow) -> None:
     from diffedit.qt.fid_panel import open_fid_panel
 
@@ -62,6 +77,9 @@ def shutdown(window: MainWindow) -> None:
     dialog = getattr(window, "training_dialog", None)
     if dialog is not None and isValid(dialog):
         dialog.shutdown()
+    models = getattr(window, "models_dialog", None)
+    if models is not None and isValid(models):
+        models.shutdown()
 
 
 def install_plugin_actions(window: MainWindow, actions: dict[str, ActionInfo]) -> list[str]:

@@ -33,6 +33,7 @@ from diffedit.qt.file_actions import APP_NAME, EXPECTED_ERRORS, FileActions
 from diffedit.qt.history_panel import HistoryPanel
 from diffedit.qt.layers_panel import LayersPanel
 from diffedit.qt.preferences import PluginsDialog, SettingsDialog
+from diffedit.qt.rulers import CanvasArea
 from diffedit.qt.session import AutosaveTimer, RecentFiles, sample_images
 from diffedit.qt.start_page import StartPage
 from diffedit.qt.task_panel import TaskPanel
@@ -65,7 +66,9 @@ class MainWindow(FileActions, QMainWindow):
         self.start_page.open_requested.connect(self.open_path)
         self.stack = QStackedWidget()
         self.stack.addWidget(self.start_page)
-        self.stack.addWidget(self.canvas)
+        self.canvas_area = CanvasArea(self.canvas)
+        self.canvas_area.set_rulers_shown(bool(self.settings.show_rulers))
+        self.stack.addWidget(self.canvas_area)
         self.setCentralWidget(self.stack)
         self.layers_panel = LayersPanel(self)
         self.history_panel = HistoryPanel(self)
@@ -196,6 +199,12 @@ class MainWindow(FileActions, QMainWindow):
         self.mask_action.setChecked(self.canvas.mask_shown)
         self.mask_action.toggled.connect(self.canvas.set_mask_shown)
         self.canvas.mask_shown_changed.connect(self.mask_action.setChecked)
+        self.rulers_action = QAction("Show &Rulers", self, checkable=True)
+        self.rulers_action.setShortcut(QKeySequence("Ctrl+R"))
+        self.rulers_action.setStatusTip("Show rulers in image pixels above and left of the canvas")
+        self.rulers_action.setChecked(self.canvas_area.rulers_shown)
+        self.rulers_action.toggled.connect(self.set_rulers_shown)
+        m.addAction(self.rulers_action)
         m.addSeparator()
         m.addAction(self.layers_panel.toggleViewAction())
         m.addAction(self.history_panel.toggleViewAction())
@@ -225,6 +234,8 @@ class MainWindow(FileActions, QMainWindow):
                      tip="Train a diffusion model on a folder of images")
         self._action(m, "&Compare Checkpoints (FID)…", lambda: extra_menus.open_fid(self), needs_doc=False,
                      tip="Measure FID and KID of checkpoints against reference images")
+        self._action(m, "&Models…", lambda: extra_menus.open_models(self), needs_doc=False,
+                     tip="List, add, import, download and remove models")
         self._action(m, "&Plugins…", self.plugins_dialog, needs_doc=False)
 
         m = bar.addMenu("&Image")
@@ -245,7 +256,7 @@ class MainWindow(FileActions, QMainWindow):
         if doc is not None:
             doc.history.memory_limit = self.settings.history_memory_mb * 1024 * 1024
             self._conns.connect(doc.history.changed, self._history_changed)
-        self.stack.setCurrentWidget(self.canvas if doc is not None else self.start_page)
+        self.stack.setCurrentWidget(self.canvas_area if doc is not None else self.start_page)
         for action in self._doc_actions:
             action.setEnabled(doc is not None)
         self._history_changed()
@@ -341,6 +352,20 @@ class MainWindow(FileActions, QMainWindow):
         if self.doc is not None:
             self.doc.history.memory_limit = settings.history_memory_mb * 1024 * 1024
         self.statusBar().showMessage("Preferences saved", 6000)
+
+    def set_rulers_shown(self, shown: bool) -> None:
+        """View > Show Rulers; remembered in the settings file (re-read first, so no other change is lost)."""
+        self.canvas_area.set_rulers_shown(shown)
+        self.rulers_action.setChecked(shown)
+        if self.settings.show_rulers == shown:
+            return
+        self.settings.show_rulers = shown
+        settings = Settings.load()
+        settings.show_rulers = shown
+        try:
+            settings.save()
+        except OSError as exc:
+            log.warning("could not remember the rulers setting: %s", exc)
 
     def plugins_dialog(self) -> PluginsDialog:
         dialog = PluginsDialog(self.task_panel.host.list_plugins(), self)  # default_host() unless a test gave one
