@@ -18,8 +18,8 @@ COMMANDS: dict[str, str] = {
     "run": "run a task (generate, inpaint, restore...) on an image from the command line",
     "tasks": "list the tasks the installed plugins offer",
     "samplers": "list the samplers the installed plugins offer",
-    "models": "create and inspect checkpoint folders (models new, models info)",
-    "plugins": "list, enable and disable plugins",
+    "models": "list, add, fetch, remove, create and inspect models (models list, add, fetch...)",
+    "plugins": "list, enable, disable, install and uninstall plugins",
     "train": "train a diffusion model on a folder of your images",
     "fid": "compare image sets or checkpoints by FID and KID (offline Inception weights)",
     "quality": "PSNR, SSIM and LPIPS of restored images against references (pairs by file name)",
@@ -38,6 +38,8 @@ def _top_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"diffedit {__version__}")
+    parser.add_argument("--selftest", action="store_true",
+                        help="check this install (plugins, a shipped model on the CPU, .ora files, Qt) and exit")
     parser.add_argument("files", nargs="*", help="images or .ora documents to open in the editor")
     return parser
 
@@ -115,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in HANDLERS:
         return HANDLERS[args[0]](args[1:])
+    if args and args[0] == "--selftest":  # its own options (--model DIR) follow it
+        from diffedit.selftest import main as selftest_main
+
+        return selftest_main(args[1:])
     top = _top_parser().parse_args(args)
     return _gui(top.files)
 

@@ -22,7 +22,7 @@ from typing import Any
 import pluggy
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
-from diffedit import hookspecs
+from diffedit import hookspecs, plugin_install
 from diffedit.settings import Settings
 from diffedit.tasks.registry import Registry
 
@@ -41,7 +41,7 @@ class PluginRecord:
     """What `diffedit plugins list` shows for one plugin."""
 
     name: str
-    source: str  # "built-in", "entry point" or "folder"
+    source: str  # "built-in", "entry point", "installed" (plugins install) or "folder"
     version: str = ""
     module: str = ""
     location: str = ""
@@ -75,8 +75,26 @@ def _entry_point_candidates() -> list[_Candidate]:
 
 
 def plugin_folders(settings: Settings) -> list[Path]:
+    """DIFFEDIT_PLUGIN_PATH, the settings' plugin folders, then the user plugin folder (`plugins install`)."""
     env = [p for p in os.environ.get("DIFFEDIT_PLUGIN_PATH", "").split(os.pathsep) if p]
-    return [Path(p) for p in [*env, *settings.plugin_folders]]
+    return [Path(p) for p in [*env, *settings.plugin_folders]] + [plugin_install.user_plugin_dir()]
+
+
+def _installed_candidates() -> list[_Candidate]:
+    """Entry points of the distributions `diffedit plugins install` unpacked (wheels, project folders)."""
+    found = []
+    for folder in plugin_install.site_paths():
+        for dist in metadata.distributions(path=[str(folder)]):
+            for ep in dist.entry_points:
+                if ep.group != hookspecs.ENTRY_POINT_GROUP:
+                    continue
+
+                def load(ep: metadata.EntryPoint = ep, folder: Path = folder) -> Any:
+                    plugin_install.ensure_on_path(folder)
+                    return ep.load()
+
+                found.append(_Candidate(ep.name, "installed", dist.version, load, str(folder)))
+    return found
 
 
 def _folder_candidates(folders: list[Path]) -> list[_Candidate]:
@@ -139,7 +157,7 @@ class PluginHost:
         if not self.autoload:
             candidates = [c for c in candidates if c.source == "built-in"]
         else:
-            candidates += _folder_candidates(plugin_folders(self.settings))
+            candidates += _installed_candidates() + _folder_candidates(plugin_folders(self.settings))
         for candidate in candidates:
             self._load(candidate)
         return self.registry

@@ -12,7 +12,8 @@ from diffedit.tasks.params import param_specs
 
 
 def plugins_main(argv: Sequence[str]) -> int:
-    parser = argparse.ArgumentParser(prog="diffedit plugins", description="List, enable and disable plugins.")
+    parser = argparse.ArgumentParser(prog="diffedit plugins",
+                                     description="List, enable, disable, install and uninstall plugins.")
     sub = parser.add_subparsers(dest="action", required=True)
     lister = sub.add_parser("list", help="list plugins with their status, hooks and registrations")
     lister.add_argument("--json", action="store_true", help="print JSON")
@@ -20,7 +21,14 @@ def plugins_main(argv: Sequence[str]) -> int:
     for action in ("enable", "disable"):
         p = sub.add_parser(action, help=f"{action} a plugin by name (remembered in the settings)")
         p.add_argument("name")
+    installer = sub.add_parser("install", help="install a pure-Python plugin (wheel, project or package folder, "
+                                               ".py file) into the user plugin folder, without pip")
+    installer.add_argument("path")
+    remover = sub.add_parser("uninstall", help="remove a plugin installed with 'plugins install'")
+    remover.add_argument("name")
     args = parser.parse_args(argv)
+    if args.action in ("install", "uninstall"):
+        return _install_or_remove(args.action, args.path if args.action == "install" else args.name)
     if args.action in ("enable", "disable"):
         set_plugin_enabled(args.name, args.action == "enable")
         print(f"plugin '{args.name}' {args.action}d; this takes effect at the next start")
@@ -40,6 +48,21 @@ def plugins_main(argv: Sequence[str]) -> int:
         if r.error:
             lines = r.error.strip().splitlines()
             print("    error: " + ("\n           ".join(lines) if args.verbose else lines[-1]))
+    return 0
+
+
+def _install_or_remove(action: str, target: str) -> int:
+    from diffedit.plugin_install import PluginInstallError, install, uninstall
+
+    try:
+        item = install(target) if action == "install" else uninstall(target)
+    except (PluginInstallError, OSError) as exc:
+        print(f"diffedit plugins {action}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 1
+    provides = f" (entry points: {'; '.join(item.entry_points)})" if item.entry_points else ""
+    done = "installed into" if action == "install" else "removed from"
+    label = " ".join(x for x in (item.name, item.version) if x)
+    print(f"{label} {done} {item.path}{provides}; this takes effect at the next start")
     return 0
 
 

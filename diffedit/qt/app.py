@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from PySide6.QtWidgets import QApplication
 
 from diffedit import __version__
+from diffedit.qt.fonts import app_icon, use_bundled_font_if_alone
 from diffedit.qt.main_window import MainWindow
 
 # Windows must stay referenced while the event loop runs; Qt does not own top-level Python widgets.
@@ -34,6 +35,8 @@ def run_editor(files: Sequence[str]) -> int:
     app.setApplicationName("DiffEdit")
     app.setApplicationVersion(__version__)
     app.setOrganizationName("DiffEdit")
+    use_bundled_font_if_alone(app)
+    app.setWindowIcon(app_icon())
     windows = open_windows(files)
     try:
         return int(app.exec())

@@ -13,9 +13,12 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDialog,
     QDialogButtonBox,
+    QFileDialog,
     QFormLayout,
     QLabel,
+    QMenu,
     QPlainTextEdit,
+    QPushButton,
     QSpinBox,
     QTreeWidget,
     QTreeWidgetItem,
@@ -145,11 +148,42 @@ class PluginsDialog(QDialog):
         self.note.setWordWrap(True)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
+        self.install_button = QPushButton("Install…")
+        self.install_button.setToolTip("Install a pure-Python plugin (a .whl, a plugin folder or a .py file) into "
+                                       "your plugin folder; it loads at the next start")
+        menu = QMenu(self.install_button)
+        menu.addAction("Wheel or .py file…", self._choose_file)
+        menu.addAction("Plugin folder…", self._choose_folder)
+        self.install_button.setMenu(menu)
+        buttons.addButton(self.install_button, QDialogButtonBox.ButtonRole.ActionRole)
         layout = QVBoxLayout(self)
         layout.addWidget(self.tree)
         layout.addWidget(self.note)
         layout.addWidget(buttons)
         self.resize(760, 360)
+
+    def _choose_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Install plugin", "", "Plugins (*.whl *.py)")
+        if path:
+            self.install_path(path)
+
+    def _choose_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Install plugin folder")
+        if path:
+            self.install_path(path)
+
+    def install_path(self, path: str) -> bool:
+        """Install the plugin at `path` (see diffedit.plugin_install); the note says what happened."""
+        from diffedit.plugin_install import PluginInstallError, install
+
+        try:
+            item = install(path)
+        except (PluginInstallError, OSError) as exc:
+            self.note.setText(f"Not installed: {exc}")
+            return False
+        self.note.setText(f"Installed {item.name} {item.version} into {item.path}. It loads the next time DiffEdit "
+                          f"starts.")
+        return True
 
     def item(self, name: str) -> QTreeWidgetItem:
         for i in range(self.tree.topLevelItemCount()):
