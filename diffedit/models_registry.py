@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffedit.settings import Settings
@@ -24,6 +24,10 @@ class ModelEntry:
     name: str
     description: str = ""
     default: bool = False
+    tasks: list[str] = field(default_factory=list)  # every task it serves, the main one first
+
+    def serves(self, task: str) -> bool:
+        return task in (self.tasks or [self.task])
 
 
 def model_folders(settings: Settings | None = None) -> list[Path]:
@@ -46,14 +50,17 @@ def find_models(folders: list[Path] | None = None) -> list[ModelEntry]:
                 data = json.loads(manifest.read_text())
             except (OSError, ValueError):
                 continue
-            found.append(ModelEntry(candidate, str(data.get("task", "")), candidate.name,
-                                    str(data.get("description", "")), bool(data.get("default", False))))
+            task = str(data.get("task", ""))
+            extra = data.get("tasks", [])
+            tasks = [task, *[str(t) for t in extra if t != task]] if isinstance(extra, list) else [task]
+            found.append(ModelEntry(candidate, task, candidate.name, str(data.get("description", "")),
+                                    bool(data.get("default", False)), tasks))
     return found
 
 
 def default_model_for(task: str, folders: list[Path] | None = None) -> str | None:
     """The model marked default for a task, else the only model for it; None when there is none."""
-    models = [m for m in find_models(folders) if m.task == task]
+    models = [m for m in find_models(folders) if m.serves(task)]
     marked = [m for m in models if m.default]
     if marked:
         return str(marked[0].path)

@@ -86,7 +86,7 @@ def main(argv: Sequence[str]) -> int:
         params = make_params(spec.params, cli_values(args, spec.params))
         image = open_document(args.image).document.composite() if args.image else None
         mask = _mask_from_file(args.mask) if args.mask else None
-        request = TaskRequest(task=name, params=params, model=args.model or _default_model(name),
+        request = TaskRequest(task=name, params=params, model=args.model or _default_model(name, spec.model_tasks),
                               image=image, mask=mask, device=args.device, precision=args.precision)
         result = _run_with_progress(request, registry, args.quiet)
         _write_result(result, image, args.out)
@@ -103,10 +103,15 @@ def main(argv: Sequence[str]) -> int:
     return 0
 
 
-def _default_model(task: str) -> str | None:
+def _default_model(task: str, model_tasks: tuple[str, ...]) -> str | None:
+    """The default model of the task itself, else of the first model task it accepts (outpaint: inpaint)."""
     from diffedit.models_registry import default_model_for
 
-    return default_model_for(task)
+    for candidate in (task, *model_tasks):
+        found = default_model_for(candidate)
+        if found is not None:
+            return found
+    return None
 
 
 def _run_with_progress(request: TaskRequest, registry, quiet: bool) -> TaskResult:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from diffedit.training.config import TrainConfig
 
-TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "vae")
+TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "repair", "vae")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,7 +29,8 @@ def _parser() -> argparse.ArgumentParser:
         "trains an autoencoder (saved in VAE_RUN/vae), then `--latent --vae VAE_RUN` trains on its latents.")
     p.add_argument("--data", required=True, metavar="DIR", help="folder of training images (searched recursively)")
     p.add_argument("--task", default="generate", choices=TASKS,
-                   help="what the model will do (default: generate); vae: train the autoencoder for --latent runs")
+                   help="what the model will do (default: generate); repair: one residual model that restores, "
+                   "upscales x2/x4 and inpaints; vae: train the autoencoder for --latent runs")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints/, best/, samples/, metrics")
     p.add_argument("--preset", default=d.preset, choices=("tiny", "small", "base"), help="model size")
     p.add_argument("--size", type=int, default=None, metavar="PX", help="training resolution (default: preset's)")
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=None, help="warm-up steps (default: 5%% of steps, at most 500)")
     p.add_argument("--ema-decay", type=float, default=d.ema_decay)
     p.add_argument("--val-fraction", type=float, default=d.val_fraction, help="images held out for validation")
+    p.add_argument("--crop", default=d.crop, choices=("auto", "resize", "patch"),
+                   help="resize: whole images brought to --size (generators); patch: --size crops at the photos' "
+                   "own scale (restoration); auto: by task")
     p.add_argument("--sample-steps", type=int, default=d.sample_steps, help="sampler steps for the sample grids")
     return p
 
@@ -73,7 +77,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         prediction_type=args.prediction_type, scale_factor=args.scale,
         seed=args.seed, device=args.device, precision=args.precision, warmup=args.warmup, accumulate=args.accumulate,
         ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, keep=args.keep,
-        val_fraction=args.val_fraction, sample_steps=args.sample_steps, resume=args.resume, kl_weight=args.kl_weight)
+        val_fraction=args.val_fraction, sample_steps=args.sample_steps, resume=args.resume, kl_weight=args.kl_weight,
+        crop=args.crop)
 
 
 def _duration(seconds: float) -> str:

@@ -22,7 +22,7 @@ import torch
 from diffedit import __version__
 from diffedit.diffusion.checkpoints import LoadedModel, load_checkpoint
 from diffedit.diffusion.devices import NonFiniteResult, nan_guard, pick_device, pick_dtype, translate_out_of_memory
-from diffedit.diffusion.loop import BlendFn, LoopStep, ModelFn, denoise, guided_model
+from diffedit.diffusion.loop import BlendFn, LoopStep, ModelFn, clamped_model, denoise, guided_model
 from diffedit.diffusion.samplers import get_sampler, make_scheduler
 from diffedit.document.records import GenerationRecord
 from diffedit.tasks.base import RunContext, StepProgress, TaskRequest, TaskResult
@@ -101,7 +101,7 @@ def start_run(request: TaskRequest, context: RunContext, accepted_tasks: tuple[s
     dtype = pick_dtype(device, request.precision)
     assert request.model is not None
     model = load_model(request.model, device, dtype, context.model_loaders.values())
-    if model.manifest.task not in accepted_tasks:
+    if not set(model.manifest.served_tasks) & set(accepted_tasks):
         raise TaskError(f"the model in {request.model} is a '{model.manifest.task}' model; task '{request.task}' "
                         f"needs one of: {', '.join(accepted_tasks)}")
     params = request.params
@@ -114,7 +114,8 @@ def start_run(request: TaskRequest, context: RunContext, accepted_tasks: tuple[s
             known = ", ".join(sorted(context.samplers)) or "see 'diffedit samplers'"
             raise TaskError(f"unknown sampler '{name}'; choose one of {known}") from None
     seed = int(getattr(params, "seed", 0) or 0)
-    return Run(request, context, model, device, dtype, sampler, int(getattr(params, "steps", 25)), seed,
+    steps = int(getattr(params, "steps", 0) or model.manifest.default_steps)
+    return Run(request, context, model, device, dtype, sampler, steps, seed,
                torch.Generator(device="cpu").manual_seed(seed))
 
 
@@ -203,11 +204,20 @@ def conditioned_model(run: Run, *, concat: torch.Tensor | None = None, class_ind
     manifest = run.manifest
     kind = manifest.conditioning
 
+    if manifest.residual and concat is None:
+        raise TaskError(f"the model in {run.model.path} corrects an input image (residual); it cannot generate "
+                        "without one")
+
     def call(x_in: torch.Tensor, t: torch.Tensor, extra: dict[str, Any]) -> torch.Tensor:
-        if concat is not None:
-            x_in = torch.cat([x_in, concat.expand(x_in.shape[0], -1, -1, -1).to(x_in)], dim=1)
+        cond = concat.expand(x_in.shape[0], -1, -1, -1).to(x_in) if concat is not None else None
+        if cond is not None:
+            x_in = torch.cat([x_in, cond], dim=1)
         with torch.no_grad():
-            return unet(x_in, t, **extra).sample
+            out = unet(x_in, t, **extra).sample
+        if manifest.residual:  # the UNet predicted the correction of its image condition
+            assert cond is not None
+            out = out + cond[:, : out.shape[1]]
+        return out
 
     if kind == "class":
         if class_index is None:
@@ -253,6 +263,8 @@ def sample(run: Run, model_fn: ModelFn, shape: tuple[int, ...], *, init: torch.T
     """
     scheduler = make_scheduler(run.sampler, run.model.scheduler_config)
     context = run.context
+    if run.model.vae is None and run.model.scheduler_config.get("clip_sample"):  # a pixel model
+        model_fn = clamped_model(model_fn, scheduler)
 
     def report(step: LoopStep) -> None:
         total = step_total or step.total

@@ -49,7 +49,10 @@ def encode_condition(run: Run, x: torch.Tensor) -> torch.Tensor:
     unless the model encodes its condition itself (LoadedModel.encode_condition, seeded by the run)."""
     if run.model.encode_condition is not None:
         return run.model.encode_condition(x, run.generator)
-    return to_model_space(run, _cond_channels(run, x))
+    cond = to_model_space(run, _cond_channels(run, x))
+    if run.manifest.mask_channel:  # a repair model that also inpaints: an empty mask means "no hole"
+        cond = torch.cat([cond, torch.zeros_like(cond[:, :1])], dim=1)
+    return cond
 
 
 def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | None = None, strength: float = 1.0,

@@ -207,6 +207,32 @@ def known_region_blend(x0_known: torch.Tensor, mask: torch.Tensor, noise: torch.
     return blend
 
 
+def clamped_model(model_fn: ModelFn, scheduler: Any) -> ModelFn:
+    """The model with its predicted clean image clamped to [-1, 1]: for pixel models.
+
+    At the noisiest steps an epsilon model's error is multiplied by 1/sqrt(alpha_bar) (157 for linear
+    betas) in the clean image it implies; an imperfect model (any model trained for an hour on a CPU)
+    then diverges to saturated noise. DDIM's `clip_sample` fixes that for DDIM alone; doing it here
+    (clamp x0, then re-express it as the model's prediction type, as DDIM does) fixes every sampler.
+    The model input is the VP sample at `t` for every scheduler (scale_model_input), see _predicted_x0.
+    """
+    alphas = scheduler.alphas_cumprod
+    kind = scheduler.config.prediction_type
+
+    def clamped(x_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        out = model_fn(x_in, t)
+        if kind == "sample":
+            return out.clamp(-1.0, 1.0)
+        alpha = float(alphas[min(max(round(float(t)), 0), len(alphas) - 1)])
+        a, s = alpha**0.5, (1.0 - alpha) ** 0.5
+        x0 = (a * x_in - s * out) if kind == "v_prediction" else (x_in - s * out) / a
+        x0c = x0.clamp(-1.0, 1.0)
+        eps = (x_in - a * x0c) / s
+        return a * eps - s * x0c if kind == "v_prediction" else eps
+
+    return clamped
+
+
 def guided_model(model_fn: CondModelFn, guidance_scale: float) -> ModelFn:
     """Classifier-free guidance as a ModelFn: uncond + scale * (cond - uncond).
 

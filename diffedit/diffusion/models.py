@@ -29,6 +29,7 @@ TASKS = ("generate", "inpaint", "super-resolve", "restore", "img2img", "segment"
 CONDITIONINGS = ("none", "class", "text", "concat")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 STARTS = ("noise", "degraded")
+HOLE_FILLS = ("zero", "smooth")
 DEGRADED_START_TASKS = ("inpaint", "super-resolve", "restore", "img2img")
 
 
@@ -100,8 +101,17 @@ class Manifest:
     latent              the UNet denoises the latents of vae/ (AutoencoderKL)
     class_names         labels for conditioning "class"; index len(class_names) is the null class (CFG)
     default_sampler     a sampler name from diffedit.diffusion.samplers
+    default_steps       sampler steps when a request leaves steps at 0 (25 unless the model knows better)
     prediction_type     epsilon | v_prediction | sample
     start               "noise", or "degraded": bridge-style restoration starts from the input image
+    tasks               further tasks the same weights serve (a multi-task "repair" model: restore,
+                        super-resolve and inpaint); `task` is the main one
+    residual            the UNet predicts the correction to its image condition: x0 = condition + output
+                        (prediction_type "sample"), so one step is already the degraded image corrected
+    scale_factors       the factors a super-resolve-capable model was trained for (default: [scale_factor])
+    hole_fill           how the inpainting condition fills the hole: "zero" (Palette, SD) or "smooth"
+                        (diffedit.diffusion.fill.smooth_fill, the start a residual model corrects)
+    license, source     free text: the weights' license and where they came from (model manager)
     made                {data, steps, seed, versions: {diffedit, torch, diffusers}, weights_sha256}
     description         free text
 
@@ -119,8 +129,15 @@ class Manifest:
     latent: bool = False
     class_names: list[str] = field(default_factory=list)
     default_sampler: str = "ddim"
+    default_steps: int = 25
     prediction_type: str = "epsilon"
     start: str = "noise"
+    tasks: list[str] = field(default_factory=list)
+    residual: bool = False
+    scale_factors: list[int] = field(default_factory=list)
+    hole_fill: str = "zero"
+    license: str = ""
+    source: str = ""
     made: Provenance = field(default_factory=Provenance)
     description: str = ""
     manifest_version: int = MANIFEST_VERSION
@@ -130,13 +147,25 @@ class Manifest:
         """The class index reserved for "no class" (classifier-free guidance), for class models."""
         return len(self.class_names) if self.conditioning == "class" else None
 
+    @property
+    def served_tasks(self) -> list[str]:
+        """Every task these weights serve: the main task first."""
+        return [self.task, *[t for t in self.tasks if t != self.task]]
+
+    @property
+    def upscale_factors(self) -> list[int]:
+        return list(self.scale_factors) or [self.scale_factor]
+
     def to_json(self) -> dict[str, Any]:
         return {"manifest_version": self.manifest_version, "task": self.task, "conditioning": self.conditioning,
                 "image_size": self.image_size, "channels": self.channels,
                 "condition_channels": self.condition_channels, "mask_channel": self.mask_channel,
                 "scale_factor": self.scale_factor, "latent": self.latent, "class_names": list(self.class_names),
-                "default_sampler": self.default_sampler, "prediction_type": self.prediction_type,
-                "start": self.start, "made": self.made.to_json(), "description": self.description}
+                "default_sampler": self.default_sampler, "default_steps": self.default_steps,
+                "prediction_type": self.prediction_type,
+                "start": self.start, "tasks": list(self.tasks), "residual": self.residual,
+                "scale_factors": list(self.scale_factors), "hole_fill": self.hole_fill, "license": self.license,
+                "source": self.source, "made": self.made.to_json(), "description": self.description}
 
     @classmethod
     def from_json(cls, data: Any, source: str = MANIFEST_NAME) -> Manifest:
@@ -158,8 +187,13 @@ class Manifest:
             scale_factor=_get(data, "scale_factor", (int,), source, 1),
             latent=_get(data, "latent", (bool,), source, False), class_names=list(names),
             default_sampler=_get(data, "default_sampler", (str,), source, "ddim"),
+            default_steps=_get(data, "default_steps", (int,), source, 25),
             prediction_type=_get(data, "prediction_type", (str,), source, "epsilon"),
             start=_get(data, "start", (str,), source, "noise"),
+            tasks=_str_list(data, "tasks", source), residual=_get(data, "residual", (bool,), source, False),
+            scale_factors=_int_list(data, "scale_factors", source),
+            hole_fill=_get(data, "hole_fill", (str,), source, "zero"),
+            license=_get(data, "license", (str,), source, ""), source=_get(data, "source", (str,), source, ""),
             made=Provenance.from_json(data.get("made", {}), source),
             description=_get(data, "description", (str,), source, ""))
         manifest.check(source)
@@ -168,11 +202,12 @@ class Manifest:
     def check(self, source: str = MANIFEST_NAME) -> None:
         """Values must be known and consistent with each other (CheckpointError names the key)."""
         for key, allowed in (("task", TASKS), ("conditioning", CONDITIONINGS),
-                             ("prediction_type", PREDICTION_TYPES), ("start", STARTS)):
+                             ("prediction_type", PREDICTION_TYPES), ("start", STARTS), ("hole_fill", HOLE_FILLS)):
             if getattr(self, key) not in allowed:
                 raise CheckpointError(f"{source}: unknown {key} {getattr(self, key)!r} "
                                       f"(one of {', '.join(allowed)})")
-        for key, low in (("image_size", 1), ("channels", 1), ("condition_channels", 0), ("scale_factor", 1)):
+        for key, low in (("image_size", 1), ("channels", 1), ("condition_channels", 0), ("scale_factor", 1),
+                         ("default_steps", 1)):
             if getattr(self, key) < low:
                 raise CheckpointError(f"{source}: '{key}' must be at least {low}, not {getattr(self, key)}")
         extra = self.condition_channels + int(self.mask_channel)
@@ -186,9 +221,32 @@ class Manifest:
             raise CheckpointError(f"{source}: conditioning 'concat' needs condition_channels or mask_channel")
         if self.conditioning == "none" and extra:
             raise CheckpointError(f"{source}: conditioning 'none' takes no condition channels; use 'concat'")
+        unknown = [t for t in self.tasks if t not in TASKS]
+        if unknown:
+            raise CheckpointError(f"{source}: unknown task {unknown[0]!r} in 'tasks' (one of {', '.join(TASKS)})")
+        if any(f < 1 for f in self.scale_factors):
+            raise CheckpointError(f"{source}: 'scale_factors' must be positive integers")
+        if self.residual and (self.prediction_type != "sample" or self.condition_channels != self.channels
+                              or self.latent):
+            raise CheckpointError(f"{source}: 'residual' needs prediction_type 'sample', a pixel model and as many "
+                                  "condition channels as generated channels (the output corrects the condition)")
         if self.start == "degraded" and self.task not in DEGRADED_START_TASKS:
             raise CheckpointError(f"{source}: start 'degraded' needs a task that has an input image "
                                   f"({', '.join(DEGRADED_START_TASKS)}), not {self.task!r}")
+
+
+def _str_list(data: dict[str, Any], key: str, source: str) -> list[str]:
+    value = _get(data, key, (list,), source, [])
+    if not all(isinstance(v, str) for v in value):
+        raise CheckpointError(f"{source}: '{key}' must be a list of strings")
+    return list(value)
+
+
+def _int_list(data: dict[str, Any], key: str, source: str) -> list[int]:
+    value = _get(data, key, (list,), source, [])
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise CheckpointError(f"{source}: '{key}' must be a list of integers")
+    return list(value)
 
 
 # ----------------------------------------------------------------------------------------- presets
@@ -270,11 +328,13 @@ def vae_config(preset: str, *, channels: int, image_size: int) -> dict[str, Any]
 
 
 def scheduler_config(prediction_type: str = "epsilon", beta_schedule: str | None = None, *,
-                     latent: bool = False) -> dict[str, Any]:
+                     latent: bool = False, timestep_spacing: str = "leading") -> dict[str, Any]:
     """The DDPM training schedule the sampler configs start from (1000 steps).
 
     Default betas: "linear" (DDPM) in pixel space, "scaled_linear" (Stable Diffusion) for latents.
-    Clipping x0 to [-1, 1] only makes sense for pixels (DIFFUSERS_NOTES.md, 4).
+    Clipping x0 to [-1, 1] only makes sense for pixels (DIFFUSERS_NOTES.md, 4). "trailing" spacing
+    makes a one-step run start at t = 999 (pure noise) rather than t = 1: what residual repair models
+    need, whose first step is their best fidelity estimate.
     """
     if prediction_type not in PREDICTION_TYPES:
         raise ValueError(f"unknown prediction_type {prediction_type!r}; choose one of {', '.join(PREDICTION_TYPES)}")
@@ -284,7 +344,7 @@ def scheduler_config(prediction_type: str = "epsilon", beta_schedule: str | None
         raise ValueError(f"unknown beta_schedule {schedule!r}; choose one of {', '.join(betas)}")
     return {"_class_name": "DDPMScheduler", "num_train_timesteps": 1000, "beta_schedule": schedule,
             "beta_start": betas[schedule][0], "beta_end": betas[schedule][1], "prediction_type": prediction_type,
-            "clip_sample": not latent, "timestep_spacing": "leading"}
+            "clip_sample": not latent, "timestep_spacing": timestep_spacing}
 
 
 def plain_config(config: Any) -> dict[str, Any]:
@@ -313,7 +373,8 @@ def build(task: str, conditioning: str | None = None, preset: str = "tiny", imag
           class_names: Sequence[str] = (), latent: bool = False, prediction_type: str = "epsilon",
           beta_schedule: str | None = None, scale_factor: int | None = None, start: str = "noise",
           text_encoder: TextEncoder | None = None, seed: int | None = None, default_sampler: str = "ddim",
-          description: str = "") -> ModelBundle:
+          description: str = "", tasks: Sequence[str] = (), residual: bool = False,
+          scale_factors: Sequence[int] = (), hole_fill: str = "zero", default_steps: int = 25) -> ModelBundle:
     """Randomly initialised modules for `task`, with their manifest and DDPM scheduler config.
 
     Unset arguments come from the task (TASK_DEFAULTS) and the preset. Conditioning "none" means a
@@ -345,9 +406,12 @@ def build(task: str, conditioning: str | None = None, preset: str = "tiny", imag
                         condition_channels=condition_channels, mask_channel=mask_channel,
                         scale_factor=scale_factor or default_scale, latent=latent, class_names=list(class_names),
                         default_sampler=default_sampler, prediction_type=prediction_type, start=start,
-                        made=Provenance(seed=seed), description=description)
+                        made=Provenance(seed=seed), description=description, tasks=list(tasks),
+                        residual=residual, scale_factors=list(scale_factors), hole_fill=hole_fill,
+                        default_steps=default_steps)
     manifest.check("model settings")
-    sched = scheduler_config(prediction_type, beta_schedule, latent=latent)
+    sched = scheduler_config(prediction_type, beta_schedule, latent=latent,
+                             timestep_spacing="trailing" if residual else "leading")
     with torch.random.fork_rng(devices=[]):
         if seed is not None:
             torch.manual_seed(seed)

@@ -78,9 +78,9 @@ class TaskPanel(QDockWidget):
         self.last_error: str | None = None
         self.previews_shown = 0
         self._conns = Connections()
-        self._browsed: dict[str, str] = {}  # folders picked with Browse…: path -> manifest task
+        self._browsed: dict[str, list[str]] = {}  # folders picked with Browse…: path -> tasks it serves
         self._chosen: dict[str, str] = {}  # task name -> the model last chosen for it
-        self._found_tasks: dict[str, str] = {}  # model path -> manifest task, from the last listing
+        self._found_tasks: dict[str, list[str]] = {}  # model path -> tasks it serves, from the last listing
         self._eta = EtaClock()
         self._build()
         self.queue.started.connect(self._on_started)
@@ -190,12 +190,12 @@ class TaskPanel(QDockWidget):
         spec = self.spec
         assert spec is not None
         previous = self._chosen.get(spec.name)
-        found = [m for m in find_models() if m.task in spec.model_tasks]
-        self._found_tasks = {str(m.path): m.task for m in found}
+        found = [m for m in find_models() if any(m.serves(t) for t in spec.model_tasks)]
+        self._found_tasks = {str(m.path): m.tasks or [m.task] for m in found}
         entries = [(m.name, str(m.path), f"{m.path}\n{m.description}".strip(), m.default) for m in found]
         known = {path for _, path, _, _ in entries}
-        entries += [(Path(p).name, p, p, False) for p, task in self._browsed.items()
-                    if task in spec.model_tasks and p not in known]
+        entries += [(Path(p).name, p, p, False) for p, tasks in self._browsed.items()
+                    if set(tasks) & set(spec.model_tasks) and p not in known]
         self.model_combo.blockSignals(True)
         self.model_combo.clear()
         for name, path, tip, _ in entries:
@@ -206,14 +206,14 @@ class TaskPanel(QDockWidget):
         paths = [path for _, path, _, _ in entries]
         # the last choice for this task, else a model marked default, else one made for this very task
         preferred = [path for _, path, _, default in entries if default]
-        preferred += [p for p in paths if self._model_task(p) == spec.model_tasks[0]] if spec.model_tasks else []
+        preferred += [p for p in paths if spec.model_tasks[0] in self._model_tasks(p)] if spec.model_tasks else []
         choice = previous if previous in paths else (preferred[0] if preferred else None)
         self.model_combo.setCurrentIndex(paths.index(choice) if choice else 0)
         self.model_combo.blockSignals(False)
         self._model_changed()
 
-    def _model_task(self, path: str) -> str:
-        return self._browsed.get(path) or self._found_tasks.get(path, "")
+    def _model_tasks(self, path: str) -> list[str]:
+        return self._browsed.get(path) or self._found_tasks.get(path, [])
 
     def model_path(self) -> str | None:
         data = self.model_combo.currentData()
@@ -247,12 +247,12 @@ class TaskPanel(QDockWidget):
         except CheckpointError as exc:
             self._status(f"Not a usable checkpoint folder: {exc}", True)
             return False
-        if manifest.task not in spec.model_tasks:
+        if not set(manifest.served_tasks) & set(spec.model_tasks):
             self._status(f"{Path(folder).name} is a '{manifest.task}' model; {spec.label} needs one of: "
                          f"{', '.join(spec.model_tasks)}.", True)
             return False
         path = str(Path(folder))
-        self._browsed[path] = manifest.task
+        self._browsed[path] = manifest.served_tasks
         self._refresh_models()
         self.model_combo.setCurrentIndex(self.model_combo.findData(path))
         return True

@@ -59,7 +59,8 @@ class SamplingParams:
     """Parameters every diffusion task shares."""
 
     sampler: str = param("", label="Sampler", help="sampler name (empty: the model's default)", widget="sampler")
-    steps: int = param(25, label="Steps", help="denoising steps", minimum=1, maximum=1000)
+    steps: int = param(0, label="Steps", help="denoising steps (0: the model's default, 25 for most; repair "
+                       "models: 1 is the most faithful, more add detail)", minimum=0, maximum=1000)
     seed: int | None = param(None, label="Seed", help="random seed (empty: a new random seed)", widget="seed",
                              minimum=0, maximum=2**63 - 1)
 

@@ -50,6 +50,7 @@ class TrainConfig:
     sample_count: int = 8
     sampler: str = "ddim"
     resume: bool = False
+    crop: str = "auto"  # resize (whole images, generators) | patch (native-scale patches) | auto: by task
     kl_weight: float = 1e-6  # task "vae": weight of the KL term per pixel (diffedit.training.vae)
 
     def to_json(self) -> dict[str, Any]:

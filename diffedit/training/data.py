@@ -224,6 +224,34 @@ def random_crop(img: Image.Image, size: int, rng: np.random.Generator, params: t
     return img, params
 
 
+PATCH_SCALE = (0.5, 1.0)  # patch crops: pixels taken at 1/2 to 1 times their size in the file
+
+
+def random_patch(img: Image.Image, size: int, rng: np.random.Generator, params: tuple[float, ...] | None = None
+                 ) -> tuple[Image.Image, tuple[float, ...]]:
+    """A size x size patch at (nearly) the file's own scale, flipped and turned at random.
+
+    Restoration models must see pixels as the user's photos have them: resizing a whole photo to 64 px
+    (what `random_crop` does for generators) would teach them a world without fine detail. The scale
+    varies from 1/2 to 1 (scale augmentation); images smaller than the patch are enlarged.
+    """
+    if params is None:
+        params = (float(np.exp(rng.uniform(np.log(PATCH_SCALE[0]), np.log(PATCH_SCALE[1])))), rng.random(),
+                  rng.random(), float(rng.integers(8)))
+    scale, fx, fy, turn = params
+    side = min(max(1, round(size / scale)), img.width, img.height)
+    x, y = int(fx * (img.width - side + 1)), int(fy * (img.height - side + 1))
+    img = img.crop((x, y, x + side, y + side))
+    if side != size:
+        img = img.resize((size, size), Image.Resampling.BOX if side > size else Image.Resampling.BICUBIC)
+    if int(turn) & 4:
+        img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if int(turn) & 3:
+        img = img.transpose((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                             Image.Transpose.ROTATE_270)[int(turn) % 4 - 1])
+    return img, params
+
+
 @dataclass
 class Example:
     """One augmented example: uint8 image (h, w, c), label, caption, uint8 mask (h, w) or None."""
@@ -234,16 +262,19 @@ class Example:
     mask: np.ndarray | None
 
 
-def load_example(item: Item, size: int, channels: int, rng: np.random.Generator, augment: bool = True) -> Example:
+def load_example(item: Item, size: int, channels: int, rng: np.random.Generator, augment: bool = True,
+                 crop: str = "resize") -> Example:
+    """`crop`: "resize" (the whole image brought to the size; generators) or "patch" (random_patch)."""
     img = _decode(item.path, "L" if channels == 1 else "RGB")
+    cropper = random_patch if crop == "patch" else random_crop
     if augment:
-        img, params = random_crop(img, size, rng)
+        img, params = cropper(img, size, rng)
     else:  # validation: centre crop, no flip, the same every time
         params = (1.0, 0.5, 0.5, 0.0)
-        img, _ = random_crop(img, size, rng, params)
+        img, _ = cropper(img, size, rng, params)
     mask = None
     if item.mask is not None:
-        mask_img, _ = random_crop(_decode(item.mask, "L"), size, rng, params)
+        mask_img, _ = cropper(_decode(item.mask, "L"), size, rng, params)
         mask = np.where(np.asarray(mask_img) >= 128, 255, 0).astype(np.uint8)
     arr = np.asarray(img)
     return Example(arr[..., None] if arr.ndim == 2 else arr, item.label, item.caption or "", mask)

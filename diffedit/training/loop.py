@@ -27,7 +27,7 @@ from diffedit.training.config import Progress, StepTimer, TrainConfig, TrainingE
 from diffedit.training.data import batch_indices, load_example
 from diffedit.training.ema import EMA
 from diffedit.training.objective import Batch, condition_kwargs, diffusion_loss, make_batch, model_space
-from diffedit.training.setup import fit_scaling_factor, prepare
+from diffedit.training.setup import crop_mode, fit_scaling_factor, prepare
 
 
 def _seed(*parts: int) -> int:
@@ -103,6 +103,10 @@ class Trainer:
         raise TrainingError(f"unknown precision '{p}'; choose auto, bf16, fp16 or fp32")
 
     @property
+    def crop(self) -> str:
+        return crop_mode(self.config)
+
+    @property
     def channels(self) -> int:
         return 3 if self.manifest.task == "segment" else self.manifest.channels
 
@@ -110,7 +114,8 @@ class Trainer:
         """Validation and preview batches: centre crops and degradations that never change."""
         rng = np.random.default_rng([self.config.seed, salt, 0xF1])
         chosen = [items[i % len(items)] for i in range(count)] if items else []
-        batch = make_batch([load_example(it, self.size, self.channels, rng, augment=False) for it in chosen],
+        batch = make_batch([load_example(it, self.size, self.channels, rng, augment=False, crop=self.crop)
+                            for it in chosen],
                            self.manifest, rng)
         if cycle_classes and self.manifest.conditioning == "class" and self.manifest.task == "generate":
             batch.labels = torch.arange(count) % len(self.manifest.class_names)
@@ -145,7 +150,7 @@ class Trainer:
         k = step * c.accumulate + micro
         rng = np.random.default_rng([c.seed, k, d.rank, 0xB47C])
         ids = batch_indices(len(self.train_items), c.batch, k, seed=c.seed, rank=d.rank, world=d.world_size)
-        examples = [load_example(self.train_items[i], self.size, self.channels, rng) for i in ids]
+        examples = [load_example(self.train_items[i], self.size, self.channels, rng, crop=self.crop) for i in ids]
         gen = torch.Generator(device="cpu").manual_seed(_seed(c.seed, k, d.rank, 0x7E57))
         return make_batch(examples, self.manifest, rng), rng, gen
 
@@ -156,7 +161,7 @@ class Trainer:
         autocast = (torch.autocast("cuda", dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
         with autocast:
-            return diffusion_loss(self.model, self.scheduler, x0, cond, kwargs, gen)
+            return diffusion_loss(self.model, self.scheduler, x0, cond, kwargs, gen, residual=self.manifest.residual)
 
     def _train_step(self) -> tuple[float, float]:
         c = self.config
@@ -201,7 +206,10 @@ class Trainer:
             x0, cond = model_space(batch, self.bundle.vae, self.device)
             kwargs = condition_kwargs(batch, self.manifest, self.text_encoder, self.device, 0.0, gen)
             t = ((torch.arange(n) + 0.5) * n_t / n).long().clamp(max=n_t - 1)
-            losses.append(float(diffusion_loss(self.ema.model, self.scheduler, x0, cond, kwargs, gen, t)) * n)
+            if self.manifest.residual:  # what matters most: the one-step estimate, from pure noise
+                t = torch.full_like(t, n_t - 1)
+            losses.append(float(diffusion_loss(self.ema.model, self.scheduler, x0, cond, kwargs, gen, t,
+                                                residual=self.manifest.residual)) * n)
         return sum(losses) / sum(b.x.shape[0] for b in self._val_batches)
 
     def ema_bundle(self) -> ModelBundle:

@@ -24,6 +24,7 @@ from diffedit.training import degrade
 from diffedit.training.data import Example
 
 _LUMA = (0.299, 0.587, 0.114)
+RESIDUAL_LAST_STEP_SHARE = 1 / 3
 
 
 @dataclass
@@ -51,6 +52,11 @@ def _grey(x: torch.Tensor) -> torch.Tensor:
 def make_batch(examples: Sequence[Example], manifest: Manifest, rng: np.random.Generator) -> Batch:
     """The task's target and condition for each example, degradations drawn from `rng`."""
     task, n = manifest.task, len(examples)
+    from diffedit.training import repair  # it builds on this module
+
+    if repair.is_repair(manifest):
+        x, concat, mask = repair.repair_tensors([e.image for e in examples], rng)
+        return Batch(x, concat, mask)
     images = [e.image for e in examples]
     labels = [e.label for e in examples]
     concat = mask = None
@@ -93,6 +99,8 @@ def model_space(batch: Batch, vae: Any, device: torch.device) -> tuple[torch.Ten
     x = batch.x.to(device)
     to_space = (lambda t: encode(vae, t)) if vae is not None else (lambda t: t)
     x0 = to_space(x)
+    if batch.mask is not None and batch.concat is not None:  # repair: the degraded image, its hole mask
+        return x0, torch.cat([to_space(batch.concat.to(device)), batch.mask.to(device)], dim=1)
     if batch.mask is not None:
         m = batch.mask.to(device)
         known = to_space(x * (1 - m))
@@ -134,13 +142,24 @@ def condition_kwargs(batch: Batch, manifest: Manifest, text_encoder: Any, device
 
 def diffusion_loss(unet: Any, scheduler: Any, x0: torch.Tensor, cond: torch.Tensor | None,
                    kwargs: dict[str, Any], gen: torch.Generator,
-                   timesteps: torch.Tensor | None = None) -> torch.Tensor:
-    """Mean squared error of the UNet's prediction at random timesteps (noise drawn from `gen`)."""
+                   timesteps: torch.Tensor | None = None, residual: bool = False) -> torch.Tensor:
+    """Mean squared error of the UNet's prediction at random timesteps (noise drawn from `gen`).
+
+    `residual`: the UNet's output is added to the image condition (Manifest.residual), and a third of
+    the timesteps are the last one, where the prediction is the one-step estimate a user sees first.
+    """
     noise = torch.randn(x0.shape, generator=gen).to(x0)
     if timesteps is None:
-        timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (x0.shape[0],), generator=gen)
+        n_t = scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, n_t, (x0.shape[0],), generator=gen)
+        if residual:
+            timesteps = torch.where(torch.rand(x0.shape[0], generator=gen) < RESIDUAL_LAST_STEP_SHARE,
+                                    torch.full_like(timesteps, n_t - 1), timesteps)
     t = timesteps.to(x0.device)
     xt = scheduler.add_noise(x0, noise, t)
     inp = torch.cat([xt, cond.to(xt)], dim=1) if cond is not None else xt
     pred = unet(inp, t, **kwargs).sample
+    if residual:
+        assert cond is not None
+        pred = pred + cond[:, : pred.shape[1]].to(pred)
     return torch.nn.functional.mse_loss(pred.float(), target_for(scheduler, x0, noise, t).float())

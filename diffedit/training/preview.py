@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from diffedit.diffusion.loop import denoise
+from diffedit.diffusion.loop import clamped_model, denoise
 from diffedit.diffusion.models import Manifest
 from diffedit.diffusion.samplers import get_sampler, make_scheduler
 from diffedit.training.objective import Batch, model_space
@@ -36,12 +36,17 @@ def sample_batch(unet: Any, vae: Any, text_encoder: Any, manifest: Manifest, sch
 
     def model_fn(x_in: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         inp = torch.cat([x_in, cond.to(x_in)], dim=1) if cond is not None else x_in
-        return unet(inp, t, **extra).sample  # type: ignore[no-any-return]
+        out = unet(inp, t, **extra).sample
+        if manifest.residual and cond is not None:  # the UNet predicts the correction of its condition
+            out = out + cond[:, : out.shape[1]].to(out)
+        return out  # type: ignore[no-any-return]
 
     info = get_sampler(sampler)
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    z = denoise(model_fn, make_scheduler(info, scheduler_config), info, shape=tuple(x0.shape), steps=steps,
-                generator=gen, device=device)
+    scheduler = make_scheduler(info, scheduler_config)
+    pixel = vae is None and scheduler_config.get("clip_sample")  # as engine.sample does
+    z = denoise(clamped_model(model_fn, scheduler) if pixel else model_fn, scheduler, info, shape=tuple(x0.shape),
+                steps=steps, generator=gen, device=device)
     out = vae.decode(z / vae.config.scaling_factor).sample if vae is not None else z
     if batch.mask is not None:  # as the inpaint task shows it: the known pixels kept
         m = batch.mask.to(out.device)
@@ -67,7 +72,9 @@ def write_grid(path: Path, unet: Any, vae: Any, text_encoder: Any, manifest: Man
     samples = sample_batch(unet, vae, text_encoder, manifest, scheduler_config, batch, steps=steps, seed=seed,
                            sampler=sampler, device=device)
     rows = [samples]
-    if batch.mask is not None:
+    if batch.mask is not None and batch.concat is not None:  # repair: each row's degraded input
+        rows = [batch.concat, samples, batch.x]
+    elif batch.mask is not None:
         rows = [batch.x * (1 - batch.mask), samples, batch.x]
     elif batch.concat is not None:
         shown = batch.concat if batch.concat.shape[1] in (1, 3) else batch.concat[:, :3]

@@ -14,10 +14,19 @@ import torch
 from diffedit.diffusion.checkpoints import CheckpointError, load_checkpoint
 from diffedit.diffusion.models import PRESETS, TASK_DEFAULTS, ModelBundle, build
 from diffedit.training import data as data_mod
-from diffedit.training import degrade, state
+from diffedit.training import degrade, repair, state
 from diffedit.training.config import RESUME_FIXED, TrainConfig, TrainingError
 
-TRAINABLE_TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment")
+TRAINABLE_TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "repair")
+PATCH_TASKS = ("inpaint", "super-resolve", "restore", "repair")  # tasks whose models see native-scale pixels
+
+
+def crop_mode(c: TrainConfig) -> str:
+    """"patch" for tasks that must keep the photos' detail, "resize" (whole images) for the others."""
+    if c.crop != "auto":
+        return c.crop
+    return "patch" if c.task in PATCH_TASKS else "resize"
+
 
 
 @dataclass
@@ -43,6 +52,13 @@ def check_config(c: TrainConfig) -> str:
             raise TrainingError(f"{key.replace('_', '-')} must be at least 1, not {getattr(c, key)}")
     if not c.lr > 0:
         raise TrainingError(f"lr must be positive, not {c.lr}")
+    if c.crop not in ("auto", "resize", "patch"):
+        raise TrainingError(f"unknown crop '{c.crop}'; choose auto, resize or patch")
+    if c.task == "repair":
+        if c.latent or (c.conditioning or "concat") != "concat":
+            raise TrainingError("repair models are pixel models conditioned on the degraded image (concat): "
+                                "drop --latent and --conditioning")
+        return "concat"
     conditioning = c.conditioning or TASK_DEFAULTS[c.task][0]
     if conditioning == "class" and c.task not in ("generate", "restore"):
         raise TrainingError(f"class conditioning trains for generate (labels = sub-folders) or restore "
@@ -106,6 +122,12 @@ def text_encoder_for(c: TrainConfig, conditioning: str) -> Any:
 
 
 def new_bundle(c: TrainConfig, conditioning: str, class_names: list[str]) -> ModelBundle:
+    if c.task == "repair":
+        return build("restore", "concat", c.preset, c.size, mask_channel=True, prediction_type="sample",
+                     residual=True, tasks=repair.TASKS, scale_factors=repair.SCALE_FACTORS,
+                     scale_factor=repair.SCALE_FACTORS[0], hole_fill="smooth", seed=c.seed, default_steps=1,
+                     description="Repairs photos: removes noise and JPEG artifacts, upscales x2/x4 and fills "
+                                 "holes. One step: the most faithful result; more steps: more invented detail.")
     if conditioning == "class" and c.task == "restore":
         class_names = list(degrade.RESTORE_DEGRADATIONS)
     try:

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from diffedit.diffusion import engine
+from diffedit.diffusion.fill import smooth_fill
 from diffedit.diffusion.image_tasks import (
     feathered_weight,
     from_model_space,
@@ -23,7 +24,7 @@ ACCEPTED = ("inpaint", "generate")
 
 
 def _method(run: engine.Run, asked: str) -> str:
-    conditioned_model = run.manifest.task == "inpaint" and run.manifest.mask_channel
+    conditioned_model = "inpaint" in run.manifest.served_tasks and run.manifest.mask_channel
     if asked == "auto":
         return "conditioned" if conditioned_model else "repaint"
     if asked == "conditioned" and not conditioned_model:
@@ -45,7 +46,7 @@ def inpaint_pixels(run: engine.Run, image: np.ndarray, mask: np.ndarray) -> tupl
     m = engine.mask_to_tensor((crop_mask >= 128).astype(np.uint8) * 255, run.device, run.dtype)
     x_pad, box = pad_to_multiple(x, multiple)
     m_pad, _ = pad_to_multiple(m, multiple, mode="constant")
-    known = to_model_space(run, x_pad * (1 - m_pad)) if "conditioned" in method else to_model_space(run, x_pad)
+    known = to_model_space(run, _hole_condition(run, x_pad, m_pad) if "conditioned" in method else x_pad)
     f = engine.latent_factor(run.model)
     m_small = torch.nn.functional.max_pool2d(m_pad, f) if f > 1 else m_pad
     shape = (1, generated_channels(run), x_pad.shape[2] // f, x_pad.shape[3] // f)
@@ -66,6 +67,11 @@ def inpaint_pixels(run: engine.Run, image: np.ndarray, mask: np.ndarray) -> tupl
     rgb = engine.tensor_to_rgb(crop_back(from_model_space(run, z), box))
     weight = feathered_weight(crop_mask, p.feather)
     return engine.rgb_to_rgba(rgb, np.rint(weight * 255).astype(np.uint8)), (x0, y0)
+
+
+def _hole_condition(run: engine.Run, x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """The image the model is conditioned on: the hole zeroed (Palette, SD) or smoothly filled."""
+    return smooth_fill(x, m) if run.manifest.hole_fill == "smooth" else x * (1 - m)
 
 
 @engine.guarded

@@ -26,10 +26,12 @@ def upsample(rgba: np.ndarray, scale: int) -> np.ndarray:
 def run_super_resolve(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ("super-resolve",))
     p = request.params
-    scale = p.scale or run.manifest.scale_factor
-    if scale != run.manifest.scale_factor:
-        raise engine.TaskError(f"the model upscales x{run.manifest.scale_factor}, not x{scale}; choose a "
-                               f"x{scale} model or scale {run.manifest.scale_factor}")
+    factors = run.manifest.upscale_factors
+    scale = p.scale or factors[0]
+    if scale not in factors:
+        choices = " or ".join(f"x{f}" for f in factors)
+        raise engine.TaskError(f"the model upscales {choices}, not x{scale}; choose a x{scale} model or scale "
+                               f"{' or '.join(map(str, factors))}")
     assert request.image is not None
     up = upsample(request.image, scale)
     strength = start_strength(run, p.start, p.strength)

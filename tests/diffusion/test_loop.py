@@ -214,3 +214,40 @@ def test_img2img_from_exact_samples_stays_on_the_distribution(info: SamplerInfo,
     """Noising true samples part-way and denoising must give true samples again (SDEdit start)."""
     init = torch.from_numpy(default_gmm().sample(GMM_SAMPLES, seed=5)).float()
     assert distances.sliced_w2(gmm_run(info, 50, init=init, strength=0.5)) < 0.1
+
+
+# ---------------------------------------------------------------------- clamping pixel models' x0
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction", "sample"])
+def test_clamped_model_keeps_the_implied_clean_image_in_range(kind: str) -> None:
+    from diffedit.diffusion.loop import clamped_model
+
+    scheduler = make_scheduler(get_sampler("ddim"), {**PIXEL_CONFIG, "prediction_type": kind})
+    alphas = scheduler.alphas_cumprod
+    x_in = torch.randn(SHAPE)
+    for t in (999, 500, 20):
+        wild = torch.randn(SHAPE) * 5  # a badly wrong model
+        out = clamped_model(lambda x, tt, w=wild: w, scheduler)(x_in, torch.tensor(t))
+        a, s = float(alphas[t]) ** 0.5, (1 - float(alphas[t])) ** 0.5
+        x0 = {"epsilon": (x_in - s * out) / a, "v_prediction": a * x_in - s * out, "sample": out}[kind]
+        assert x0.abs().max() <= 1.0 + 1e-4
+        good = x0.clamp(-1, 1)  # a prediction already in range passes through unchanged
+        exact = {"epsilon": (x_in - a * good) / s, "v_prediction": a * (x_in - a * good) / s - s * good,
+                 "sample": good}[kind]
+        again = clamped_model(lambda x, tt, e=exact: e, scheduler)(x_in, torch.tensor(t))
+        assert torch.allclose(again, exact, atol=1e-4)
+
+
+@SAMPLERS
+def test_an_imperfect_pixel_model_stays_in_range_with_every_sampler(info: SamplerInfo) -> None:
+    """Without the clamp, Euler, LMS and PNDM drove an under-trained digit model to values of +-7."""
+    from diffedit.diffusion.loop import clamped_model
+
+    scheduler = make_scheduler(info, PIXEL_CONFIG)
+    exact = GaussianDenoiser(scheduler.alphas_cumprod, prediction_type=scheduler.config.prediction_type)
+
+    def biased(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return exact(x, t) * 1.1 + 0.05  # a model with a systematic error
+
+    out = denoise(clamped_model(biased, scheduler), scheduler, info, shape=SHAPE, steps=10,
+                  generator=torch.Generator().manual_seed(0))
+    assert out.abs().max() <= 1.5  # multistep PNDM extrapolates a little past its clamped estimates

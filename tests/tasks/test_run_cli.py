@@ -43,7 +43,7 @@ def test_bad_input_exits_1_with_one_line_and_no_output(checkpoint, photo, tmp_pa
           str(tmp_path / "small-mask.png")], "the mask is 8x8 but the image is 56x40"),
         (["generate", "--model", checkpoint("generate"), "--sampler", "nope"], "unknown sampler 'nope'"),
         (["generate", "--model", str(tmp_path / "missing")], "missing"),
-        (["generate", "--model", checkpoint("generate"), "--steps", "0"], "steps must be at least 1"),
+        (["generate", "--model", checkpoint("generate"), "--steps", "-1"], "steps must be at least 0"),
         (["restore", "--model", checkpoint("generate"), "--image", str(tmp_path / "photo.png")],
          "is a 'generate' model"),
     ]

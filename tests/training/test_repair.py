@@ -1,0 +1,175 @@
+"""The multi-task residual "repair" model: smooth hole fill, manifest keys, its training batches, and
+the contract that the tasks feed it exactly what it was trained on (a zero-output UNet must give
+back the degraded input itself: the engine adds the condition)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from diffedit.diffusion.checkpoints import save_checkpoint
+from diffedit.diffusion.fill import smooth_fill
+from diffedit.diffusion.models import CheckpointError, Manifest, build
+from diffedit.models_registry import default_model_for, find_models
+from diffedit.plugins import PluginHost
+from diffedit.settings import Settings
+from diffedit.tasks.base import TaskRequest
+from diffedit.tasks.params import make_params
+from diffedit.tasks.runner import run_task
+from diffedit.training import repair
+from diffedit.training.data import random_patch
+from diffedit.training.loop import Trainer
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return PluginHost(settings=Settings(), autoload=False).discover()
+
+
+def _repair_bundle(seed: int = 0):
+    return build("restore", "concat", "tiny", 16, mask_channel=True, prediction_type="sample", residual=True,
+                 tasks=repair.TASKS, scale_factors=repair.SCALE_FACTORS, scale_factor=2, hole_fill="smooth",
+                 seed=seed, default_steps=1)
+
+
+@pytest.fixture(scope="module")
+def zero_repair_model(tmp_path_factory) -> Path:
+    """A repair model whose UNet always outputs zero: its result is its condition, nothing else."""
+    bundle = _repair_bundle()
+    with torch.no_grad():
+        for p in bundle.unet.conv_out.parameters():
+            p.zero_()
+    folder = tmp_path_factory.mktemp("zero") / "repair"
+    save_checkpoint(folder, bundle)
+    return folder
+
+
+def _photo(h: int = 24, w: int = 32) -> np.ndarray:
+    px = np.zeros((h, w, 4), np.uint8)
+    px[..., 0] = np.arange(w)[None, :] * 7
+    px[..., 1] = np.arange(h)[:, None] * 9
+    px[6:16, 10:22, 2] = 200
+    px[..., 3] = 255
+    return px
+
+
+def _run(registry, task: str, model: Path, image: np.ndarray, mask: np.ndarray | None = None, **values):
+    params = make_params(registry.tasks[task].params, {"seed": 3, **values})
+    return run_task(TaskRequest(task=task, params=params, model=str(model), image=image, mask=mask, device="cpu"),
+                    registry)
+
+
+# -- smooth fill ------------------------------------------------------------------------------------
+def test_smooth_fill_keeps_known_pixels_and_interpolates_the_hole() -> None:
+    ramp = torch.linspace(-1, 1, 40).view(1, 1, 1, 40).expand(1, 3, 30, 40).clone()
+    hole = torch.zeros(1, 1, 30, 40)
+    hole[..., 8:22, 15:25] = 1
+    filled = smooth_fill(ramp, hole)
+    known = hole[0, 0] < 0.5
+    assert torch.equal(filled[0, :, known], ramp[0, :, known])
+    inside = filled[0, 0][~known]
+    assert inside.min() >= ramp[0, 0, 0, 14] - 0.05 and inside.max() <= ramp[0, 0, 0, 25] + 0.05
+    assert float((inside - ramp[0, 0][~known]).abs().mean()) < 0.01  # continues the ramp
+    # a constant image is filled with that constant, at any size (odd sizes included)
+    flat = torch.full((2, 3, 17, 23), 0.25)
+    hole = torch.zeros(2, 1, 17, 23)
+    hole[0, :, 3:12, 4:19] = 1
+    assert torch.allclose(smooth_fill(flat, hole), flat, atol=1e-6)
+
+
+# -- manifest ---------------------------------------------------------------------------------------
+def test_manifest_round_trips_the_repair_keys_and_refuses_inconsistent_ones() -> None:
+    m = _repair_bundle().manifest
+    again = Manifest.from_json(json.loads(json.dumps(m.to_json())))
+    assert again == m and again.served_tasks == ["restore", "super-resolve", "inpaint"]
+    assert again.upscale_factors == [2, 4] and again.default_steps == 1 and again.hole_fill == "smooth"
+    base = m.to_json()
+    for change, words in (({"prediction_type": "epsilon"}, "residual"), ({"tasks": ["paint"]}, "unknown task"),
+                          ({"hole_fill": "blur"}, "hole_fill"), ({"default_steps": 0}, "default_steps"),
+                          ({"scale_factors": [2, "4"]}, "scale_factors")):
+        with pytest.raises(CheckpointError, match=words):
+            Manifest.from_json({**base, **change})
+
+
+def test_a_multi_task_model_is_listed_and_chosen_for_each_task_it_serves(tmp_path) -> None:
+    folder = tmp_path / "models" / "repair"
+    save_checkpoint(folder, _repair_bundle())
+    data = json.loads((folder / "diffedit.json").read_text())
+    data["default"] = True
+    (folder / "diffedit.json").write_text(json.dumps(data))
+    (entry,) = find_models([tmp_path / "models"])
+    assert entry.tasks == ["restore", "super-resolve", "inpaint"] and entry.serves("inpaint")
+    for task in ("restore", "super-resolve", "inpaint"):
+        assert default_model_for(task, [tmp_path / "models"]) == str(folder)
+    assert default_model_for("segment", [tmp_path / "models"]) is None
+
+
+# -- training batches -------------------------------------------------------------------------------
+def test_repair_batches_mix_degradations_and_mark_only_holes() -> None:
+    rng = np.random.default_rng(0)
+    images = [np.asarray(_photo(32, 32)[..., :3]) for _ in range(40)]
+    x, cond, mask = repair.repair_tensors(images, rng)
+    assert x.shape == cond.shape == (40, 3, 32, 32) and mask.shape == (40, 1, 32, 32)
+    holes = mask.flatten(1).amax(1) > 0
+    assert 0 < int(holes.sum()) < 40  # some rows inpaint, the others restore or upscale
+    for i in range(40):
+        outside = mask[i, 0] < 0.5
+        if holes[i]:  # the hole's condition is the clean image outside it, smoothly filled inside
+            assert torch.equal(cond[i][:, outside], x[i][:, outside])
+        else:  # a degraded image differs from the clean one somewhere
+            assert not torch.equal(cond[i], x[i])
+
+
+def test_patches_keep_the_file_scale() -> None:
+    from PIL import Image
+
+    arr = (np.arange(64 * 48 * 3) % 251).astype(np.uint8).reshape(48, 64, 3)
+    img = Image.fromarray(arr)
+    patch, _ = random_patch(img, 16, np.random.default_rng(0), (1.0, 0.0, 0.0, 0.0))
+    assert np.array_equal(np.asarray(patch), arr[:16, :16])  # scale 1: the file's own pixels
+    patch, _ = random_patch(img, 16, np.random.default_rng(0), (0.5, 1.0, 1.0, 5.0))
+    assert patch.size == (16, 16)
+
+
+# -- the tasks feed what it was trained on ----------------------------------------------------------
+def test_a_zero_output_repair_model_returns_its_condition(registry, zero_repair_model) -> None:
+    image = _photo()
+    restored = _run(registry, "restore", zero_repair_model, image)
+    assert restored.record.steps == 1  # steps 0 = the model's default_steps
+    assert np.abs(restored.image[..., :3].astype(int) - image[..., :3]).max() <= 1
+    from PIL import Image
+
+    up = _run(registry, "super-resolve", zero_repair_model, image, scale=4)
+    bicubic = np.asarray(Image.fromarray(image, "RGBA").resize((128, 96), Image.Resampling.BICUBIC))
+    assert up.image.shape == (96, 128, 4) and np.abs(up.image[..., :3].astype(int) - bicubic[..., :3]).max() <= 1
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[8:14, 12:20] = 255
+    filled = _run(registry, "inpaint", zero_repair_model, image, mask=mask, feather=0)
+    x0, y0 = filled.offset
+    patch = filled.image
+    hole = mask[y0 : y0 + patch.shape[0], x0 : x0 + patch.shape[1]] >= 128
+    assert (patch[..., 3][hole] == 255).all() and (patch[..., 3][~hole] == 0).all()
+    inside = patch[..., :3][hole].astype(int)
+    # the smooth fill stays close to the colours around the hole (the blue square it lies in)
+    ring = image[6:16, 10:22, :3].reshape(-1, 3).astype(int)
+    assert (inside >= ring.min(0) - 25).all() and (inside <= ring.max(0) + 25).all()
+
+
+def test_repair_training_runs_every_task(image_folder, tiny, tmp_path, registry) -> None:
+    root = image_folder(n=6, size=24)
+    trainer = Trainer(tiny(root, tmp_path / "out", task="repair", steps=3))
+    assert trainer.crop == "patch"
+    list(trainer.run())
+    model = trainer.last_checkpoint
+    assert model is not None and trainer.manifest.residual and trainer.manifest.tasks
+    image = _photo()
+    assert _run(registry, "restore", model, image, steps=2).image.shape == (24, 32, 4)
+    assert _run(registry, "super-resolve", model, image, scale=2).image.shape == (48, 64, 4)
+    mask = np.zeros(image.shape[:2], np.uint8)
+    mask[8:14, 12:20] = 255
+    result = _run(registry, "inpaint", model, image, mask=mask)
+    assert result.image.dtype == np.uint8 and result.record.model_hash
