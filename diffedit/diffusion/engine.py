@@ -204,6 +204,8 @@ def conditioned_model(run: Run, *, concat: torch.Tensor | None = None, class_ind
     manifest = run.manifest
     kind = manifest.conditioning
 
+    if manifest.residual:  # a fidelity model: guidance would push it away from its best estimate
+        guidance_scale = 1.0
     if manifest.residual and concat is None:
         raise TaskError(f"the model in {run.model.path} corrects an input image (residual); it cannot generate "
                         "without one")
@@ -242,6 +244,15 @@ def conditioned_model(run: Run, *, concat: torch.Tensor | None = None, class_ind
 
         return guided_model(by_text, guidance_scale)
     return lambda x_in, t: call(x_in, t, {})
+
+
+def task_class_index(run: Run, *names: str) -> int | None:
+    """The class of a model that is conditioned on the task it performs (repair models name theirs
+    restore, x2, x4, inpaint): the first of `names` it knows; None (the null class) otherwise."""
+    if run.manifest.conditioning != "class":
+        return None
+    known = run.manifest.class_names
+    return next((known.index(n) for n in names if n in known), None)
 
 
 def class_index_for(run: Run, class_name: str) -> int | None:

@@ -24,7 +24,7 @@ from diffedit.training import degrade
 from diffedit.training.data import Example
 
 _LUMA = (0.299, 0.587, 0.114)
-RESIDUAL_LAST_STEP_SHARE = 1 / 3
+RESIDUAL_LAST_STEP_SHARE = 1 / 2
 
 
 @dataclass
@@ -55,8 +55,8 @@ def make_batch(examples: Sequence[Example], manifest: Manifest, rng: np.random.G
     from diffedit.training import repair  # it builds on this module
 
     if repair.is_repair(manifest):
-        x, concat, mask = repair.repair_tensors([e.image for e in examples], rng)
-        return Batch(x, concat, mask)
+        x, concat, mask, labels = repair.repair_tensors([e.image for e in examples], rng)
+        return Batch(x, concat, mask, labels)
     images = [e.image for e in examples]
     labels = [e.label for e in examples]
     concat = mask = None
@@ -145,7 +145,7 @@ def diffusion_loss(unet: Any, scheduler: Any, x0: torch.Tensor, cond: torch.Tens
                    timesteps: torch.Tensor | None = None, residual: bool = False) -> torch.Tensor:
     """Mean squared error of the UNet's prediction at random timesteps (noise drawn from `gen`).
 
-    `residual`: the UNet's output is added to the image condition (Manifest.residual), and a third of
+    `residual`: the UNet's output is added to the image condition (Manifest.residual), and half of
     the timesteps are the last one, where the prediction is the one-step estimate a user sees first.
     """
     noise = torch.randn(x0.shape, generator=gen).to(x0)

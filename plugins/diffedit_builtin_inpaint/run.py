@@ -51,7 +51,8 @@ def inpaint_pixels(run: engine.Run, image: np.ndarray, mask: np.ndarray) -> tupl
     m_small = torch.nn.functional.max_pool2d(m_pad, f) if f > 1 else m_pad
     shape = (1, generated_channels(run), x_pad.shape[2] // f, x_pad.shape[3] // f)
     concat = torch.cat([known, m_small], dim=1) if "conditioned" in method else None
-    model_fn = engine.conditioned_model(run, concat=concat, class_index=engine.class_index_for(run, p.class_name),
+    class_index = engine.class_index_for(run, p.class_name) if p.class_name else engine.task_class_index(run, "inpaint")
+    model_fn = engine.conditioned_model(run, concat=concat, class_index=class_index,
                                         prompt=p.prompt, negative_prompt=p.negative_prompt,
                                         guidance_scale=p.guidance_scale)
     noise = torch.randn(shape, generator=run.generator, dtype=run.dtype).to(run.device)

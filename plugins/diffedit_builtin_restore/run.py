@@ -14,10 +14,9 @@ def run_restore(request: TaskRequest, context: RunContext) -> TaskResult:
     run = engine.start_run(request, context, ("restore",))
     p = request.params
     assert request.image is not None
-    class_index = None
-    if run.manifest.conditioning == "class":
-        names = run.manifest.class_names
-        class_index = names.index(p.degradation) if p.degradation in names else None  # None: the null class
+    # the degradation when the model knows it, else "restore" (repair models: blind to noise vs JPEG),
+    # else the null class
+    class_index = engine.task_class_index(run, p.degradation, "restore")
     strength = start_strength(run, p.start, p.strength)
     rgb = sample_conditioned(run, request.image, class_index=class_index, strength=strength, tile=p.tile,
                              overlap=p.overlap)

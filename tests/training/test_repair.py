@@ -31,7 +31,8 @@ def registry():
 
 
 def _repair_bundle(seed: int = 0):
-    return build("restore", "concat", "tiny", 16, mask_channel=True, prediction_type="sample", residual=True,
+    return build("restore", "class", "tiny", 16, class_names=repair.CLASSES, condition_channels=3,
+                 mask_channel=True, prediction_type="sample", residual=True,
                  tasks=repair.TASKS, scale_factors=repair.SCALE_FACTORS, scale_factor=2, hole_fill="smooth",
                  seed=seed, default_steps=1)
 
@@ -112,9 +113,11 @@ def test_a_multi_task_model_is_listed_and_chosen_for_each_task_it_serves(tmp_pat
 def test_repair_batches_mix_degradations_and_mark_only_holes() -> None:
     rng = np.random.default_rng(0)
     images = [np.asarray(_photo(32, 32)[..., :3]) for _ in range(40)]
-    x, cond, mask = repair.repair_tensors(images, rng)
+    x, cond, mask, labels = repair.repair_tensors(images, rng)
     assert x.shape == cond.shape == (40, 3, 32, 32) and mask.shape == (40, 1, 32, 32)
     holes = mask.flatten(1).amax(1) > 0
+    assert torch.equal(holes, labels == repair.CLASSES.index("inpaint"))  # the hole rows are the inpaint class
+    assert set(labels.tolist()) == set(range(len(repair.CLASSES)))
     assert 0 < int(holes.sum()) < 40  # some rows inpaint, the others restore or upscale
     for i in range(40):
         outside = mask[i, 0] < 0.5
