@@ -224,7 +224,7 @@ class TrainWorker(QObject):
                 self._checkpoint_now(trainer)
             if trainer.step >= self.config.steps:
                 self.finished.emit(step)
-            elif self.request == "pause" and self.config.task != "vae":
+            elif self.request == "pause":
                 self.paused.emit(step)
             else:
                 self.stopped.emit(step)
@@ -237,11 +237,11 @@ class TrainWorker(QObject):
         """A checkpoint of the current step, unless the run just wrote one (the loop's own save)."""
         from diffedit.training import state
 
-        if self.config.task == "vae":  # a VAE run saves OUT/vae (no step folders) and cannot resume
-            if trainer.step == 0 or trainer.last_checkpoint is not None:
+        if self.config.task == "vae":  # a VAE run saves checkpoints/step-N and OUT/vae, no sample grid
+            if trainer.step == 0 or trainer.saved_step == trainer.step:
                 return
-            folder = trainer.save()
-            p = Progress(trainer.step, self.config.steps, math.nan, 0.0, 0.0, 0.0, 0.0, None, str(folder))
+            folder, val = trainer.checkpoint()
+            p = Progress(trainer.step, self.config.steps, math.nan, 0.0, 0.0, 0.0, 0.0, val, str(folder))
             self.progress.emit([p])
             return
         if trainer.step == 0 or trainer.last_checkpoint == state.step_folder(trainer.out, trainer.step):
@@ -666,8 +666,6 @@ class TrainingDialog(QDialog):
     def can_resume(self) -> bool:
         if self.running or self.state not in ("paused", "stopped", "failed", "idle", "finished"):
             return False
-        if self.task_combo.currentText() == "vae":  # a VAE run does not resume
-            return False
         if self.state == "paused":
             return True
         folder = self.run_folder or (Path(self.out_edit.text().strip()) / RUNS_FOLDER / self.name_edit.text().strip()
@@ -877,8 +875,7 @@ class TrainingDialog(QDialog):
         self.settings_label.setVisible(bool(problem))
         self.steps_spin.setEnabled(editable or self.state == "paused")
         self.start_button.setEnabled(self.can_start() and not self.running)
-        vae_run = self._config is not None and self._config.task == "vae" and self.running
-        self.pause_button.setEnabled(self.state in ("starting", "running") and not vae_run)
+        self.pause_button.setEnabled(self.state in ("starting", "running"))
         self.stop_button.setEnabled(self.state in ("starting", "running", "pausing", "paused"))
         self.resume_button.setEnabled(self.can_resume())
         self.close_button.setText("Stop and close" if self.running else "Close")

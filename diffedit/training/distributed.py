@@ -2,11 +2,15 @@
 
 One process per device; every rank sees a different shard of each step's images (see
 `data.batch_indices`), DDP averages the gradients, so the weights stay identical on all ranks and only
-rank 0 writes checkpoints, samples and logs.
+rank 0 writes checkpoints, samples and logs. Decisions to stop (a NaN or inf loss on any rank, NaN
+weights, a checkpoint rank 0 could not write) are taken collectively: one all-reduce of a flag per
+rank, so all ranks stop together with the same message instead of some waiting forever in the next
+collective.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -69,7 +73,7 @@ def wrap(model: torch.nn.Module, info: DistInfo, device: torch.device) -> Any:
 
 
 def mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
-    """The mean over ranks (for the logged loss, so every rank stops together on NaN)."""
+    """The mean over ranks."""
     if not info.enabled:
         return value
     import torch.distributed as dist
@@ -77,6 +81,36 @@ def mean(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     value = value.detach().clone()
     dist.all_reduce(value, op=dist.ReduceOp.SUM)
     return value / info.world_size
+
+
+def mean_and_bad_ranks(value: torch.Tensor, info: DistInfo) -> tuple[float, list[int]]:
+    """(mean of a scalar over ranks, the ranks whose own value is NaN or inf), from one all-reduce, so
+    every rank gets the same answer and takes the same decision (a rank that stopped alone would leave
+    the others waiting in the next collective)."""
+    local = float(value.detach())
+    bad = not math.isfinite(local)
+    if not info.enabled:
+        return local, [info.rank] if bad else []
+    import torch.distributed as dist
+
+    buf = torch.zeros(1 + info.world_size, dtype=torch.float64, device=value.device)
+    buf[0] = local
+    buf[1 + info.rank] = float(bad)
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    flags = buf[1:].tolist()
+    return float(buf[0]) / info.world_size, [r for r, f in enumerate(flags) if f > 0]
+
+
+def ranks_where(flag: bool, info: DistInfo, device: torch.device | None = None) -> list[int]:
+    """The ranks where `flag` is true, the same list on every rank (one all-reduce; also a barrier)."""
+    if not info.enabled:
+        return [info.rank] if flag else []
+    import torch.distributed as dist
+
+    buf = torch.zeros(info.world_size, device=device)
+    buf[info.rank] = float(flag)
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return [r for r, f in enumerate(buf.tolist()) if f > 0]
 
 
 def barrier(info: DistInfo) -> None:

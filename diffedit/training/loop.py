@@ -45,6 +45,10 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 class Trainer:
     """Checks everything when constructed (data, settings, output folder); trains in `run()`."""
 
+    # the device type of autocast and GradScaler when mixed precision is on (`_mixed_precision` allows it
+    # on CUDA only); tests set "cpu" to run the same path without a GPU
+    amp_device = "cuda"
+
     def __init__(self, config: TrainConfig) -> None:
         self.config = c = config
         device = pick_device(c.device)
@@ -80,7 +84,7 @@ class Trainer:
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, c.steps, self.warmup))
         self.autocast_dtype = self._mixed_precision()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
+        self.scaler = torch.amp.GradScaler(self.amp_device, enabled=self.autocast_dtype == torch.float16)
         self.ema = EMA(self.unet, c.ema_decay)
         self.step = 0
         if prepared.resume_state is not None:
@@ -158,7 +162,7 @@ class Trainer:
         """The training loss of one micro-batch (a method so tests can make it misbehave)."""
         x0, cond = model_space(batch, self.bundle.vae, self.device)
         kwargs = condition_kwargs(batch, self.manifest, self.text_encoder, self.device, self.config.cond_dropout, gen)
-        autocast = (torch.autocast("cuda", dtype=self.autocast_dtype) if self.autocast_dtype is not None
+        autocast = (torch.autocast(self.amp_device, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
         with autocast:
             return diffusion_loss(self.model, self.scheduler, x0, cond, kwargs, gen, residual=self.manifest.residual)
@@ -175,13 +179,13 @@ class Trainer:
                 loss = self.compute_loss(batch, gen)
                 self.scaler.scale(loss / c.accumulate).backward()
             total += loss.detach()
-        loss_value = float(distributed.mean(total / c.accumulate, self.dist))
+        # one all-reduce decides for every rank: a NaN on one rank stops them all, with the same message
+        loss_value, bad_ranks = distributed.mean_and_bad_ranks(total / c.accumulate, self.dist)
         lr = float(self.optimizer.param_groups[0]["lr"])
-        if not math.isfinite(loss_value):
-            kept = f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
-                "no checkpoint had been written yet"
-            raise TrainingError(f"the loss became {loss_value} at step {self.step + 1}; training stopped and "
-                                f"{kept}. Lower the learning rate (now {lr:g}) or use fp32")
+        if bad_ranks or not math.isfinite(loss_value):
+            where = f" (on rank {', '.join(map(str, bad_ranks))})" if self.dist.enabled and bad_ranks else ""
+            raise TrainingError(f"the loss became {loss_value} at step {self.step + 1}{where}; training stopped "
+                                f"and {self._kept()}. Lower the learning rate (now {lr:g}) or use fp32")
         self.scaler.unscale_(self.optimizer)
         if c.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.unet.parameters(), c.grad_clip)
@@ -217,15 +221,27 @@ class Trainer:
         return ModelBundle(replace(self.manifest, made=made), self.ema.model, self.bundle.scheduler_config,
                            self.bundle.vae, self.text_encoder)
 
+    def _kept(self) -> str:
+        return f"the last good checkpoint is {self.last_checkpoint}" if self.last_checkpoint else \
+            "no checkpoint had been written yet"
+
+    def _check_weights(self) -> None:
+        """Stop (on every rank together) when the raw or EMA weights hold NaN or inf."""
+        bad = [name for name, module in (("weights", self.unet), ("EMA weights", self.ema.model))
+               if not all(torch.isfinite(p).all() for p in module.parameters())]
+        ranks = distributed.ranks_where(bool(bad), self.dist, self.device)
+        if ranks:
+            what = " and ".join(bad) if bad else "weights"  # a rank with good weights names them generally
+            where = f" (on rank {', '.join(map(str, ranks))})" if self.dist.enabled else ""
+            raise TrainingError(f"the {what} hold NaN or inf at step {self.step}{where}; training stopped and "
+                                f"{self._kept()}")
+
     def checkpoint(self) -> tuple[Path, float | None, Path]:
         """Save a checkpoint of the current step now (pause, stop): (folder, validation loss, sample grid)."""
+        self._check_weights()
         return self._checkpoint()
 
     def _checkpoint(self) -> tuple[Path, float | None, Path]:
-        for name, module in (("weights", self.unet), ("EMA weights", self.ema.model)):
-            if not all(torch.isfinite(p).all() for p in module.parameters()):
-                raise TrainingError(f"the {name} hold NaN or inf at step {self.step}; training stopped and the "
-                                    f"last good checkpoint is {self.last_checkpoint}")
         val = self.validation_loss()
         improved = val is not None and math.isfinite(val) and val < self.best_val
         if improved:
@@ -267,11 +283,21 @@ class Trainer:
                     log.write({"step": self.step, "loss": loss, "lr": lr, "images_per_s": round(speed, 3)})
                 folder = val = grid = None
                 if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                    self._check_weights()
+                    failure: Exception | None = None
                     if main:
-                        folder, val, grid = self._checkpoint()
-                        assert log is not None
-                        log.write({"step": self.step, "val_loss": val, "checkpoint": str(folder)})
-                    distributed.barrier(self.dist)
+                        try:
+                            folder, val, grid = self._checkpoint()
+                            assert log is not None
+                            log.write({"step": self.step, "val_loss": val, "checkpoint": str(folder)})
+                        except Exception as exc:  # the other ranks learn of it below instead of waiting
+                            failure = exc
+                    if distributed.ranks_where(failure is not None, self.dist, self.device):  # also a barrier
+                        if failure is not None:
+                            raise failure
+                        raise TrainingError(f"rank 0 could not write the checkpoint of step {self.step}; "
+                                            f"training stopped and {self._kept()}")
+                    self.last_checkpoint = state.step_folder(self.out, self.step)  # on every rank
                 yield Progress(self.step, c.steps, loss, lr, speed, eta, time.perf_counter() - start, val,
                                str(folder) if folder else None, str(grid) if grid else None)
         finally:

@@ -55,10 +55,10 @@ def check_config(c: TrainConfig) -> str:
     if c.crop not in ("auto", "resize", "patch"):
         raise TrainingError(f"unknown crop '{c.crop}'; choose auto, resize or patch")
     if c.task == "repair":
-        if c.latent or (c.conditioning or "concat") != "concat":
-            raise TrainingError("repair models are pixel models conditioned on the degraded image (concat): "
-                                "drop --latent and --conditioning")
-        return "concat"
+        if c.latent or (c.conditioning or "class") != "class":
+            raise TrainingError("repair models are pixel models conditioned on the degraded image and their task "
+                                "(class): drop --latent and --conditioning")
+        return "class"
     conditioning = c.conditioning or TASK_DEFAULTS[c.task][0]
     if conditioning == "class" and c.task not in ("generate", "restore"):
         raise TrainingError(f"class conditioning trains for generate (labels = sub-folders) or restore "
@@ -123,7 +123,8 @@ def text_encoder_for(c: TrainConfig, conditioning: str) -> Any:
 
 def new_bundle(c: TrainConfig, conditioning: str, class_names: list[str]) -> ModelBundle:
     if c.task == "repair":
-        return build("restore", "concat", c.preset, c.size, mask_channel=True, prediction_type="sample",
+        return build("restore", "class", c.preset, c.size, class_names=repair.CLASSES, condition_channels=3,
+                     mask_channel=True, prediction_type="sample",
                      residual=True, tasks=repair.TASKS, scale_factors=repair.SCALE_FACTORS,
                      scale_factor=repair.SCALE_FACTORS[0], hole_fill="smooth", seed=c.seed, default_steps=1,
                      description="Repairs photos: removes noise and JPEG artifacts, upscales x2/x4 and fills "
@@ -151,6 +152,14 @@ def new_bundle(c: TrainConfig, conditioning: str, class_names: list[str]) -> Mod
     return bundle
 
 
+def check_same_settings(c: TrainConfig, before: dict[str, Any]) -> None:
+    """A resumed run keeps the settings (RESUME_FIXED) of the run it continues."""
+    changed = [k for k in RESUME_FIXED if k in before and before[k] != getattr(c, k)]
+    if changed:
+        raise TrainingError(f"cannot resume {c.out}: {', '.join(changed)} differ from the run being resumed "
+                            f"({', '.join(f'{k}={before[k]!r}' for k in changed)})")
+
+
 def resumed_bundle(c: TrainConfig, folder: Path) -> tuple[ModelBundle, dict[str, Any]]:
     """The latest checkpoint's modules with the raw (non-EMA) weights from its training state."""
     try:
@@ -158,11 +167,7 @@ def resumed_bundle(c: TrainConfig, folder: Path) -> tuple[ModelBundle, dict[str,
         saved = state.load_state(folder)
     except (CheckpointError, OSError, RuntimeError) as exc:
         raise TrainingError(f"cannot resume from {folder}: {str(exc).splitlines()[0]}") from None
-    before = saved.get("config", {})
-    changed = [k for k in RESUME_FIXED if k in before and before[k] != getattr(c, k)]
-    if changed:
-        raise TrainingError(f"cannot resume {c.out}: {', '.join(changed)} differ from the run being resumed "
-                            f"({', '.join(f'{k}={before[k]!r}' for k in changed)})")
+    check_same_settings(c, saved.get("config", {}))
     loaded.unet.load_state_dict(saved["unet"])
     manifest = dataclasses.replace(loaded.manifest)
     bundle = ModelBundle(manifest, loaded.unet, dict(loaded.scheduler_config), loaded.vae, loaded.text_encoder)

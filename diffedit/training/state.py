@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,15 +41,16 @@ def state_path(folder: Path) -> Path:
     return folder.with_name(folder.name + ".state.pt")
 
 
-def completed(out: Path) -> list[tuple[int, Path]]:
-    """(step, folder) of every complete checkpoint (folder + state file), oldest first."""
+def completed(out: Path, marker: str = "diffedit.json") -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint (folder with `marker` + state file), oldest first.
+    A VAE run's checkpoint folders are AutoencoderKL folders: their marker is config.json."""
     root = checkpoints_dir(out)
     if not root.is_dir():
         return []
     found = []
     for folder in root.iterdir():
         match = _STEP.match(folder.name)
-        if match and folder.is_dir() and (folder / "diffedit.json").is_file() and state_path(folder).is_file():
+        if match and folder.is_dir() and (folder / marker).is_file() and state_path(folder).is_file():
             found.append((int(match.group(1)), folder))
     return sorted(found)
 
@@ -63,10 +65,16 @@ def _atomic_write(path: Path, write: Any) -> None:
 
 def save(out: Path, step: int, bundle: ModelBundle, state: dict[str, Any]) -> Path:
     """Write the state file, then the checkpoint folder (atomic, replacing a stale one of that step)."""
+    return save_with(out, step, state, lambda folder: save_checkpoint(folder, bundle, overwrite=True))
+
+
+def save_with(out: Path, step: int, state: dict[str, Any], write: Callable[[Path], Any]) -> Path:
+    """`save` for any folder writer: the state file first, then `write(step folder)` (which must replace
+    the folder atomically)."""
     folder = step_folder(out, step)
     folder.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(state_path(folder), lambda p: torch.save(state, p))
-    save_checkpoint(folder, bundle, overwrite=True)
+    write(folder)
     return folder
 
 
@@ -80,9 +88,9 @@ def load_state(folder: Path) -> dict[str, Any]:
     return torch.load(state_path(folder), map_location="cpu", weights_only=True)  # type: ignore[no-any-return]
 
 
-def prune(out: Path, keep: int) -> None:
+def prune(out: Path, keep: int, marker: str = "diffedit.json") -> None:
     """Keep the last `keep` checkpoints (and their state files)."""
-    done = completed(out)
+    done = completed(out, marker)
     for _, folder in done[: max(0, len(done) - max(1, keep))]:
         state_path(folder).unlink(missing_ok=True)
         shutil.rmtree(folder, ignore_errors=True)

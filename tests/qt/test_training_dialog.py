@@ -282,15 +282,16 @@ def test_vae_task_runs_and_stops(qtbot, dialog: TrainingDialog, env: Path, tmp_p
     published: list[str] = []
     dialog.on_checkpoint = published.append
     dialog.start()
-    assert not dialog.pause_button.isEnabled()  # a VAE run does not resume
+    assert dialog.pause_button.isEnabled()  # a VAE run resumes like any run
     qtbot.waitUntil(lambda: dialog.last_step >= 1, timeout=LONG)
     with qtbot.waitSignal(dialog.run_ended, timeout=LONG) as ended:
         dialog.stop()
     assert ended.args == ["stopped"] and dialog.state == "stopped", dialog.status_label.text()
     run = env / RUNS_FOLDER / "shapes-vae-tiny"
     assert (run / "vae" / "config.json").is_file()  # stopped before a checkpoint step: saved then
+    assert list((run / "checkpoints").glob("step-*/config.json"))  # and a checkpoint to resume from
     assert (run / "metrics.jsonl").is_file()
     assert dialog.last_checkpoint == str(run / "vae") and not published  # not published as a model
     assert find_models([env]) == []
-    assert not dialog.resume_button.isEnabled()
+    assert dialog.resume_button.isEnabled()
     assert dialog.threads_alive() == 0
