@@ -105,26 +105,39 @@ class TileRecorder:
             changed.append(key)
         return changed
 
-    def command(self, text: str, notify: Callable[[Rect], None]) -> TilePatchCommand | None:
-        """The patch for the changes made since recording began, or None if nothing changed."""
+    def command(self, text: str, notify: Callable[[Rect], None], reported: bool = False) -> TilePatchCommand | None:
+        """The patch for the changes made since recording began, or None if nothing changed.
+
+        `reported`: the edit already reported every change it made (a brush stroke reports each
+        dab), so executing the command need not report its tiles again; undo and redo do.
+        """
         keys = self.changed_keys()
         if not keys:
             return None
         # The command stores the before state; the surface keeps the after state (already applied).
-        return _AppliedTilePatch(text, self.surface, {k: self.before[k] for k in keys}, notify)
+        return _AppliedTilePatch(text, self.surface, {k: self.before[k] for k in keys}, notify, reported)
 
 
 class _AppliedTilePatch(TilePatchCommand):
     """A patch whose after state is already on the surface, so the first redo does nothing."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        text: str,
+        surface: TiledSurface,
+        before: dict[TileKey, np.ndarray | None],
+        notify: Callable[[Rect], None],
+        reported: bool = False,
+    ) -> None:
+        super().__init__(text, surface, before, notify)
         self._applied = True
+        self._reported = reported
 
     def redo(self) -> None:
         if self._applied:
             self._applied = False
-            self._notify(self.changed_rect)
+            if not self._reported:
+                self._notify(self.changed_rect)
             return
         self._swap()
 

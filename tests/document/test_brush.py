@@ -128,3 +128,59 @@ def test_stroke_reports_the_changed_rectangle() -> None:
     changed = stroke.add_point(500, 500)
     assert changed.w <= 13 and changed.h <= 13 and changed.x >= 490
     assert rects[-1] == changed
+
+
+@pytest.mark.parametrize("mode", [BrushMode.PAINT, BrushMode.ERASE])
+def test_dabs_laid_together_paint_what_dabs_laid_one_by_one_paint(mode: BrushMode) -> None:
+    """A point's dabs are computed in one pass over their joint area (issue #5); the pixels must be
+    those of painting each dab in turn, also where the joint area holds pixels no dab reached."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (300, 300, 4), dtype=np.uint8)
+    dabs = [(float(x), float(y), float(p)) for x, y, p in rng.uniform((0, 0, 0.2), (300, 300, 1.0), (40, 3))]
+    results = []
+    for together in (True, False):
+        doc = Document(300, 300)
+        layer = doc.add_raster(base.copy(), offset=(5, -7))
+        masks.select_rectangle(doc, Rect(20, 20, 200, 250))
+        settings = BrushSettings(size=31, hardness=0.3, opacity=0.8, flow=0.6, pressure_opacity=True)
+        stroke = Stroke(doc, layer, settings, mode, (10, 200, 30, 180))
+        if together:
+            stroke._paint_dabs(dabs)
+        else:
+            for dab in dabs:
+                stroke._paint_dabs([dab])
+        results.append((layer.surface.to_array(), sorted(stroke.recorder.before)))
+    assert np.array_equal(results[0][0], results[1][0])
+    assert results[0][1] == results[1][1]  # the same tiles recorded for undo
+
+
+def test_ending_a_stroke_reports_nothing_more_but_undo_does() -> None:
+    doc = Document(1000, 1000)
+    layer = doc.add_layer()
+    rects: list = []
+    doc.events.pixels_changed.connect(lambda la, r: rects.append(r))
+    stroke = Stroke(doc, layer, BrushSettings(size=10))
+    stroke.add_point(100, 100)
+    stroke.add_point(700, 600)
+    reported = list(rects)
+    assert stroke.end()
+    assert rects == reported  # every dab was reported as painted: releasing recomposites nothing
+    doc.history.undo()
+    assert len(rects) == len(reported) + 1 and rects[-1].intersect(stroke.dirty) == stroke.dirty
+    doc.history.redo()
+    assert len(rects) == len(reported) + 2 and layer.surface.to_array()[600, 700, 3] > 0
+
+
+def test_a_jump_across_the_image_is_painted_in_compact_runs() -> None:
+    doc = Document(4096, 4096)
+    stroke = Stroke(doc, doc.add_layer(), BrushSettings(size=24, spacing=0.1))
+    move = [(100 + 1.7 * i, 100 + 1.7 * i, 1.0) for i in range(40)]  # one mouse move: one pass
+    assert stroke._compact_runs(move) == [move]
+    jump = [(100 + 1.7 * i, 100 + 1.7 * i, 1.0) for i in range(1200)]  # 2000 px in one event
+    runs = stroke._compact_runs(jump)
+    assert len(runs) > 1 and [p for run in runs for p in run] == jump
+    for run in runs:
+        box = Rect(0, 0, 0, 0)
+        for x, y, _ in run:
+            box = box.union(Rect.around(x, y, 12))
+        assert box.w * box.h <= 256 * 256
