@@ -36,7 +36,7 @@ def start_xvfb() -> subprocess.Popen | None:
     return proc
 
 
-def session(out: Path) -> list[Path]:
+def session(out: Path, run_task: bool = False) -> list[Path]:
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -97,6 +97,19 @@ def session(out: Path) -> list[Path]:
     win.task_panel.raise_()
     shot("04-inpaint-form")
 
+    if run_task:  # run it with the model the panel chose (the shipped repair model by default)
+        panel = win.task_panel
+        panel.run_button.click()
+        end = time.monotonic() + 300
+        while time.monotonic() < end and panel.queue.busy:
+            settle(0.5)
+            if any(la.name.startswith("Inpainted") for la in win.doc.layers):
+                break
+        settle(1.0)
+        shot("05-inpainted")
+        win.canvas.set_mask_shown(False)
+        shot("06-inpainted-mask-hidden")
+
     win.close()
     settle(0.2)
     return shots
@@ -105,12 +118,13 @@ def session(out: Path) -> list[Path]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path, help="folder for the screenshots")
+    parser.add_argument("--run", action="store_true", help="also run the inpaint task and capture the result")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     xvfb = start_xvfb()
     try:
         os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
-        shots = session(args.out)
+        shots = session(args.out, args.run)
     finally:
         if xvfb is not None:
             xvfb.terminate()

@@ -204,9 +204,12 @@ class TaskPanel(QDockWidget):
         if not entries:
             self.model_combo.addItem("No model found: use Browse…", None)
         paths = [path for _, path, _, _ in entries]
-        # the last choice for this task, else a model marked default, else one made for this very task
-        preferred = [path for _, path, _, default in entries if default]
-        preferred += [p for p in paths if spec.model_tasks[0] in self._model_tasks(p)] if spec.model_tasks else []
+        # the last choice for this task, else a default made for this very task, else any default, else one
+        # made for this task (a default digit generator must not win the inpaint task over the repair model)
+        main = spec.model_tasks[0] if spec.model_tasks else ""
+        own = [p for p in paths if main in self._model_tasks(p)]  # made for this very task
+        defaults = [path for _, path, _, default in entries if default]
+        preferred = [p for p in defaults if p in own] + defaults + own
         choice = previous if previous in paths else (preferred[0] if preferred else None)
         self.model_combo.setCurrentIndex(paths.index(choice) if choice else 0)
         self.model_combo.blockSignals(False)
