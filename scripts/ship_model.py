@@ -54,7 +54,7 @@ def ship(args: argparse.Namespace) -> Path:
     run: Path = args.run
     source = run / "best" if args.checkpoint == "best" else Path(args.checkpoint)
     manifest = json.loads((source / "diffedit.json").read_text())
-    manifest.update({"default": True, "license": args.license, "description": args.description or
+    manifest.update({"default": not args.not_default, "license": args.license, "description": args.description or
                      manifest.get("description", ""),
                      "source": f"trained by DiffEdit on openly licensed images ({args.data_name}); "
                                "see provenance.json"})
@@ -92,6 +92,7 @@ def main() -> None:
     p.add_argument("--license", required=True, help="license of the weights")
     p.add_argument("--default-steps", type=int, default=0)
     p.add_argument("--description", default="")
+    p.add_argument("--not-default", action="store_true", help="another model is its task's default")
     print(f"shipped {ship(p.parse_args())}")
 
 
