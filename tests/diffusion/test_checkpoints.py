@@ -75,7 +75,8 @@ def test_manifest_has_exactly_the_contract_keys(saved_checkpoint) -> None:
     data = json.loads((saved_checkpoint("class") / MANIFEST_NAME).read_text())
     assert list(data) == ["manifest_version", "task", "conditioning", "image_size", "channels",
                           "condition_channels", "mask_channel", "scale_factor", "latent", "class_names",
-                          "default_sampler", "prediction_type", "start", "made", "description"]
+                          "default_sampler", "default_steps", "prediction_type", "start", "tasks", "residual",
+                          "scale_factors", "hole_fill", "license", "source", "made", "description"]
     assert list(data["made"]) == ["data", "steps", "seed", "versions", "weights_sha256"]
     assert data["manifest_version"] == 1 and data["class_names"] == ["cat", "dog", "fox"]
     assert Manifest.from_json(data).to_json() == data

@@ -146,3 +146,37 @@ def test_the_first_mask_stroke_and_the_mask_it_creates_undo_together(window, png
     assert window.doc.inpaint_mask is not None
     window.doc.history.undo()
     assert window.doc.inpaint_mask is None and len(window.doc.layers) == 1
+
+
+def _tablet_stroke(window: MainWindow, points: list[tuple[float, float]], pressure: float) -> None:
+    """A pen stroke through Qt's tablet events (as a graphics tablet's driver delivers them)."""
+    from PySide6.QtCore import QEvent
+    from PySide6.QtGui import QInputDevice, QPointingDevice, QTabletEvent
+
+    pen = QPointingDevice("test pen", 7, QInputDevice.DeviceType.Stylus, QPointingDevice.PointerType.Pen,
+                          QInputDevice.Capability.Position | QInputDevice.Capability.Pressure, 1, 3)
+    canvas = window.canvas
+    kinds = [QEvent.Type.TabletPress] + [QEvent.Type.TabletMove] * (len(points) - 2) + [QEvent.Type.TabletRelease]
+    for kind, (x, y) in zip(kinds, points, strict=True):
+        pos = QPointF(canvas.doc_to_widget(x, y))
+        button = Qt.MouseButton.LeftButton if kind != QEvent.Type.TabletMove else Qt.MouseButton.NoButton
+        buttons = Qt.MouseButton.NoButton if kind == QEvent.Type.TabletRelease else Qt.MouseButton.LeftButton
+        event = QTabletEvent(kind, pen, pos, QPointF(canvas.mapToGlobal(pos)), pressure, 0.0, 0.0, 0.0, 0.0, 0.0,
+                             Qt.KeyboardModifier.NoModifier, button, buttons)
+        QApplication.sendEvent(canvas, event)
+
+
+def test_tablet_pressure_shapes_the_stroke(window: MainWindow, png_path: Path) -> None:
+    """A light pen stroke paints less than a firm one along the same path (pressure -> size)."""
+    window.open_path(png_path)
+    layer = window.doc.active
+    before = layer.surface.to_array()
+    path = [(10.0, 30.0), (30.0, 30.0), (50.0, 30.0), (70.0, 30.0)]
+    _tablet_stroke(window, path, 0.2)
+    light = np.abs(layer.surface.to_array().astype(int) - before).sum(axis=2) > 0
+    window.doc.history.undo()
+    assert np.array_equal(layer.surface.to_array(), before)
+    _tablet_stroke(window, path, 1.0)
+    firm = np.abs(layer.surface.to_array().astype(int) - before).sum(axis=2) > 0
+    assert light.any() and firm.sum() > light.sum() * 1.5
+    assert window.doc.history.steps == ["Brush stroke on Background"]
