@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
-from PySide6.QtGui import QWheelEvent
+from PySide6.QtGui import QMouseEvent, QWheelEvent
+from PySide6.QtWidgets import QApplication
 
 from diffedit.qt.main_window import MainWindow
 from diffedit.qt.rulers import THICKNESS, Ruler, label_step, minor_step
@@ -76,7 +77,11 @@ def test_the_marker_follows_the_pointer_over_the_canvas(window: MainWindow, png_
     assert top.marker_position() is None and left.marker_position() is None
     for x, y in ((10, 20), (50, 5)):
         pos = canvas.doc_to_widget(x + 0.5, y + 0.5).toPoint()
-        qtbot.mouseMove(canvas, pos)
+        # a real move event (QTest's mouseMove moves the cursor, which offscreen Qt does not always
+        # turn into an event when another window was on top before)
+        move = QMouseEvent(QEvent.Type.MouseMove, QPointF(pos), QPointF(canvas.mapToGlobal(pos)),
+                           Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(canvas, move)
         assert top.marker == pytest.approx(canvas.widget_to_doc(QPointF(pos))[0])
         assert left.marker == pytest.approx(canvas.widget_to_doc(QPointF(pos))[1])
         assert top.mapTo(window, QPointF(top.marker_position(), 0)).x() == pytest.approx(canvas.mapTo(window, pos).x())
