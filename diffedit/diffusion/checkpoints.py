@@ -40,6 +40,7 @@ from diffedit.diffusion.models import (
     Manifest,
     Provenance,
 )
+from diffedit.downloads import file_sha256
 
 if TYPE_CHECKING:
     from diffedit.diffusion.models import ModelBundle
@@ -69,12 +70,6 @@ def detect_stable_diffusion(folder: str | os.PathLike[str]) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------- hashing
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _weight_files(folder: Path) -> list[Path]:

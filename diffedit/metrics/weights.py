@@ -7,11 +7,12 @@ the network, so running a metric offline never stalls on a hidden download.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from diffedit import downloads
 
 # pytorch-fid's own port of TF Inception 2015-12-05 (the name carries the hash prefix, torch-hub style).
 PT_INCEPTION_URL = (
@@ -143,9 +144,5 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-        _HASHES[key] = h.hexdigest()
+        _HASHES[key] = downloads.file_sha256(path)
     return _HASHES[key]
