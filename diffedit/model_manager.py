@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from diffedit.downloads import CancelToken, DownloadError, Progress, download, fetch_hf_repo, file_sha256
+from diffedit.downloads import CancelToken, Progress, download, fetch_hf_repo, file_sha256, part_path
 from diffedit.models_registry import MANIFEST, find_models, model_folders
 from diffedit.settings import Settings, config_dir
 
@@ -442,7 +442,9 @@ def fetch_url(url: str, sha256: str, name: str | None = None, progress: Progress
 def fetch_item(item: CatalogueItem, name: str | None = None, progress: Progress | None = None,
                cancel: CancelToken | None = None, settings: Settings | None = None,
                warn: Callable[[str], None] | None = None) -> Path:
-    """Fetch a catalogue model (Hugging Face repository or pinned URL) into the user models folder."""
+    """Fetch a catalogue model (Hugging Face repository or pinned URL) into the user models folder.
+
+    Both kinds report progress, stop mid-file on `cancel` (DownloadCancelled) and resume on the next call."""
     if item.source == "url":
         if not item.url or not item.sha256:
             raise ModelError(f"{item.name}: the catalogue gives no URL and SHA-256")
@@ -457,9 +459,9 @@ def fetch_item(item: CatalogueItem, name: str | None = None, progress: Progress 
     if (root / target).exists():
         raise ModelError(f"{root / target}: already exists (remove it first, or choose another name)")
     staging = root / f".{target}.hf"
-    if cancel is not None and cancel.cancelled:
-        raise DownloadError(f"{item.repo}: cancelled")
-    _, commit = fetch_hf_repo(item.repo, staging, item.revision, item.allow_patterns)
+    if staging.exists() and not part_path(staging).exists():  # fetched but not placed last time:
+        os.replace(staging, part_path(staging))  # its files are checked again, not downloaded again
+    _, commit = fetch_hf_repo(item.repo, staging, item.revision, item.allow_patterns, progress, cancel)
     adopt_pipeline(staging, f"hf:{item.repo}@{commit}", item.license)
     return _place(staging, target, f"hf:{item.repo}@{commit or item.revision or 'main'}", item.license,
                   {"repo": item.repo, "revision": commit}, settings)

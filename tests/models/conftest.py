@@ -1,4 +1,5 @@
-"""Fixtures for the model tests: the loopback server, and settings and user models under tmp_path."""
+"""Fixtures for the model tests: the loopback server (also as a fake Hugging Face hub), and settings
+and user models under tmp_path."""
 
 from __future__ import annotations
 
@@ -17,6 +18,20 @@ def http_server() -> Iterator[Served]:
     httpd.shutdown()
     httpd.server_close()
     thread.join(5)
+
+
+@pytest.fixture
+def fake_hub(http_server: Served, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Served:
+    """The loopback server as the Hugging Face hub: huggingface_hub's endpoint points at it, offline
+    mode (set for every test) is lifted for this test alone, and the user's token is a test one.
+    huggingface_hub's own cache of the hub's agent registry goes to a temporary folder."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", http_server.base)
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(tmp_path_factory.mktemp("hf-home") / "agents.json"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    return http_server
 
 
 @pytest.fixture

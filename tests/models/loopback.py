@@ -1,5 +1,5 @@
-"""Helpers for the model tests: a loopback HTTP server (Range, corrupt and dropped-connection modes)
-and tiny model folders. Nothing here reaches the internet."""
+"""Helpers for the model tests: a loopback HTTP server (Range, corrupt and dropped-connection modes,
+redirects), a fake Hugging Face hub on it, and tiny model folders. Nothing here reaches the internet."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ class Served:
     """What the server sends, and what it saw (Range headers per request)."""
 
     files: dict[str, bytes] = field(default_factory=lambda: {"/w.bin": PAYLOAD})
+    redirects: dict[str, str] = field(default_factory=dict)  # path -> absolute URL (302)
     ranges: list[str | None] = field(default_factory=list)
+    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Authorization header)
     cut_after: int | None = None  # send this many body bytes, then drop the connection
     corrupt: bool = False  # flip one byte in the middle of the body
     honour_range: bool = True
@@ -33,7 +35,14 @@ class Served:
 def _handler(served: Served) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            body = served.files.get(self.path)
+            served.requests.append((self.path, self.headers.get("Authorization")))
+            if self.path in served.redirects:
+                self.send_response(302)
+                self.send_header("Location", served.redirects[self.path])
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            body = served.files.get(self.path.split("?")[0])
             if body is None:
                 self.send_error(404)
                 return
@@ -69,6 +78,32 @@ def start_server(served: Served) -> tuple[ThreadingHTTPServer, threading.Thread]
     thread.start()
     served.base = f"http://127.0.0.1:{httpd.server_address[1]}"
     return httpd, thread
+
+
+def lfs_file(path: str) -> bool:
+    """Which files the fake hub keeps in LFS (listed with a SHA-256); the rest are git blobs."""
+    return path.endswith((".safetensors", ".bin"))
+
+
+def publish_repo(served: Served, repo: str, files: dict[str, bytes], commit: str = "c0ffee" * 6 + "cafe",
+                 listed: dict[str, bytes] | None = None) -> str:
+    """Serve `files` as a Hugging Face repository at `commit` (also its main branch): the model_info
+    API with file metadata, and the `resolve` URLs. `listed` overrides what the listing says a file
+    holds (to serve bytes that differ from the hub's hashes)."""
+    siblings = []
+    for path, body in sorted({**files, **(listed or {})}.items()):
+        entry: dict[str, Any] = {"rfilename": path, "size": len(body),
+                                 "blobId": hashlib.sha1(f"blob {len(body)}\0".encode() + body).hexdigest()}
+        if lfs_file(path):
+            entry["lfs"] = {"sha256": hashlib.sha256(body).hexdigest(), "size": len(body), "pointerSize": 134}
+            entry["blobId"] = hashlib.sha1(b"an lfs pointer").hexdigest()
+        siblings.append(entry)
+    info = json.dumps({"id": repo, "sha": commit, "siblings": siblings}).encode()
+    for api in (f"/api/models/{repo}", f"/api/models/{repo}/revision/main", f"/api/models/{repo}/revision/{commit}"):
+        served.files[api] = info
+    for path, body in files.items():
+        served.files[f"/{repo}/resolve/{commit}/{path}"] = body
+    return commit
 
 
 def write_checkpoint(folder: Path, task: str = "generate", weights: bytes = b"not really weights",

@@ -8,11 +8,11 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from loopback import Served, write_checkpoint, write_sd_folder
+from loopback import PAYLOAD, Served, publish_repo, write_checkpoint, write_sd_folder
 
 from diffedit import model_manager as mm
 from diffedit.diffusion.checkpoints import CheckpointError
-from diffedit.downloads import DownloadError
+from diffedit.downloads import CancelToken, DownloadCancelled, DownloadError
 from diffedit.settings import Settings
 
 
@@ -147,58 +147,75 @@ def test_fetch_a_url_with_a_pinned_sha256(user_dirs: Path, tmp_path: Path, http_
     assert list((mm.user_models_dir() / ".downloads").iterdir()) == []
 
 
-def _hub_hashes(folder: Path) -> dict[str, tuple[str, str]]:
-    from diffedit.downloads import _git_blob_sha1, file_sha256
-
-    return {p.relative_to(folder).as_posix(): ("sha256", file_sha256(p)) if p.suffix == ".safetensors"
-            else ("git-sha1", _git_blob_sha1(p)) for p in folder.rglob("*") if p.is_file()}
+SD_REPO = "stabilityai/stable-diffusion-2-inpainting"
+SD_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
 
 
-def test_fetch_a_catalogue_item_through_huggingface_hub(user_dirs: Path, tmp_path: Path,
-                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub
+def _publish_sd(served: Served, tmp_path: Path, weights: bytes = PAYLOAD * 4, commit: str = "abc123",
+                listed: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """An SD inpainting repository on the fake hub, with files the catalogue's allow_patterns leave out."""
+    folder = write_sd_folder(tmp_path / "on-the-hub")
+    files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    files[SD_WEIGHTS] = weights
+    extra = {"unet/diffusion_pytorch_model.bin": b"pickle", "v2.ckpt": b"ckpt"}
+    publish_repo(served, SD_REPO, {**files, **extra}, commit, listed)
+    return files
 
-    from diffedit import downloads
 
-    expected = _hub_hashes(write_sd_folder(tmp_path / "on-the-hub"))
-    calls = []
-
-    def fake_snapshot(repo_id: str, revision: str | None, local_dir: str, allow_patterns: list[str] | None) -> str:
-        calls.append((repo_id, revision, allow_patterns))
-        write_sd_folder(Path(local_dir))
-        (Path(local_dir) / ".cache" / "huggingface").mkdir(parents=True)
-        return local_dir
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
-    monkeypatch.setattr(downloads, "hf_expected_files", lambda repo, rev: ("abc123", expected))
+def test_fetch_a_catalogue_item_from_hugging_face(user_dirs: Path, tmp_path: Path, fake_hub: Served) -> None:
+    files = _publish_sd(fake_hub, tmp_path)
     warnings: list[str] = []
-    path = mm.fetch_item(mm.catalogue_item("sd2-inpainting"), warn=warnings.append)
-    assert calls[0][:2] == ("stabilityai/stable-diffusion-2-inpainting", "abc123") and calls[0][2]
+    seen: list[tuple[int, int | None]] = []
+    path = mm.fetch_item(mm.catalogue_item("sd2-inpainting"), progress=lambda d, t: seen.append((d, t)),
+                         warn=warnings.append)
     info = mm.describe(path)
-    assert info.source == "hf:stabilityai/stable-diffusion-2-inpainting@abc123" and info.license == "openrail++"
-    assert warnings and "revision" in warnings[0] and not (path / ".cache").exists()
+    assert info.source == f"hf:{SD_REPO}@abc123" and info.license == "openrail++"
+    assert warnings and "revision" in warnings[0]
+    fetched = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
+    assert fetched == {"model_index.json", SD_WEIGHTS, mm.SOURCE_FILE}  # README.md, .bin, .ckpt: not allowed
+    assert (path / SD_WEIGHTS).read_bytes() == files[SD_WEIGHTS]
+    assert seen[-1][0] == seen[-1][1] == len(files["model_index.json"]) + len(files[SD_WEIGHTS])
+    assert [p.name for p in mm.user_models_dir().iterdir()] == ["sd2-inpainting"]
 
 
-def test_a_snapshot_file_that_differs_from_the_hub_is_refused(user_dirs: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    import huggingface_hub
+def test_a_hugging_face_fetch_cancels_mid_file_and_resumes(user_dirs: Path, tmp_path: Path,
+                                                           fake_hub: Served) -> None:
+    files = _publish_sd(fake_hub, tmp_path)
+    token = CancelToken()
+    with pytest.raises(DownloadCancelled):
+        mm.fetch_item(mm.catalogue_item("sd2-inpainting"), cancel=token,
+                      progress=lambda done, total: done > len(files["model_index.json"]) and token.cancel())
+    part = mm.user_models_dir() / ".sd2-inpainting.hf.part"
+    assert [p.name for p in mm.user_models_dir().iterdir()] == [part.name]
+    kept = (part / (SD_WEIGHTS + ".part")).stat().st_size
+    assert 0 < kept < len(files[SD_WEIGHTS]) and not (part / SD_WEIGHTS).exists()
+    path = mm.fetch_item(mm.catalogue_item("sd2-inpainting"))
+    assert (path / SD_WEIGHTS).read_bytes() == files[SD_WEIGHTS] and fake_hub.ranges[-1] == f"bytes={kept}-"
+    assert [p.name for p in mm.user_models_dir().iterdir()] == ["sd2-inpainting"]
 
-    from diffedit import downloads
 
-    expected = _hub_hashes(write_sd_folder(tmp_path / "on-the-hub"))
+def test_a_fetch_that_was_not_placed_is_checked_not_downloaded_again(user_dirs: Path, tmp_path: Path,
+                                                                      fake_hub: Served) -> None:
+    files = _publish_sd(fake_hub, tmp_path)
+    left = mm.user_models_dir() / ".sd2-inpainting.hf"  # downloaded, then the rename into place failed
+    (left / "unet").mkdir(parents=True)
+    (left / "model_index.json").write_bytes(files["model_index.json"])
+    (left / SD_WEIGHTS).write_bytes(files[SD_WEIGHTS])
+    (left / mm.SOURCE_FILE).write_text("{}")
+    path = mm.fetch_item(mm.catalogue_item("sd2-inpainting"))
+    assert [r for r, _ in fake_hub.requests if "/resolve/" in r] == []
+    assert mm.describe(path).source == f"hf:{SD_REPO}@abc123"
+    assert [p.name for p in mm.user_models_dir().iterdir()] == ["sd2-inpainting"]
 
-    def tampered(repo_id: str, revision: str | None, local_dir: str, allow_patterns: list[str] | None) -> str:
-        write_sd_folder(Path(local_dir))
-        (Path(local_dir) / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"tampered")
-        return local_dir
 
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", tampered)
-    monkeypatch.setattr(downloads, "hf_expected_files", lambda repo, rev: ("abc123", expected))
-    with pytest.raises(DownloadError, match="sha256 mismatch"):
+def test_a_hub_file_that_differs_from_its_hash_is_refused(user_dirs: Path, tmp_path: Path, fake_hub: Served) -> None:
+    _publish_sd(fake_hub, tmp_path, weights=b"tampered", listed={SD_WEIGHTS: b"the weights"})
+    with pytest.raises(DownloadError, match="SHA-256 mismatch"):
         mm.fetch_item(mm.catalogue_item("sd2-inpainting"))
     part = mm.user_models_dir() / ".sd2-inpainting.hf.part"  # kept, so a rerun fetches only the bad file
     assert [p.name for p in mm.user_models_dir().iterdir()] == [part.name]
-    assert not (part / "unet" / "diffusion_pytorch_model.safetensors").exists() and (part / "README.md").is_file()
+    assert not (part / SD_WEIGHTS).exists() and (part / "model_index.json").is_file()
+    assert not (part / (SD_WEIGHTS + ".part")).exists()
 
 
 def test_an_unconditional_diffusers_pipeline_gets_a_manifest_on_import(user_dirs: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from loopback import Served, write_checkpoint
+from loopback import Served, publish_repo, write_checkpoint
 
 from diffedit.commands.models import main
 from diffedit.settings import Settings
@@ -72,3 +72,22 @@ def test_catalogue_and_bad_names(user_dirs: Path, capsys: pytest.CaptureFixture[
     assert code == 1 and "not in the catalogue" in err
     code, _, err = _run(capsys, "add", "/no/such/place")
     assert code == 1 and "not a folder" in err
+
+
+def test_fetch_from_hugging_face_resumes(user_dirs: Path, fake_hub: Served, capsys: pytest.CaptureFixture[str]) -> None:
+    weights = bytes(range(256)) * 1000
+    files = {"model_index.json": json.dumps({"_class_name": "DDPMPipeline"}).encode(),
+             "scheduler/scheduler_config.json": b'{"_class_name": "DDPMScheduler"}',
+             "unet/config.json": json.dumps({"_class_name": "UNet2DModel", "sample_size": 32}).encode(),
+             "unet/diffusion_pytorch_model.safetensors": weights}
+    commit = publish_repo(fake_hub, "google/ddpm-cifar10-32", files)
+    fake_hub.cut_after = 5000  # every file's connection drops after 5000 bytes: the small ones still arrive
+    code, _, err = _run(capsys, "fetch", "ddpm-cifar10-32", "--quiet")
+    assert code == 1 and "resume" in err
+    fake_hub.cut_after = None
+    code, out, err = _run(capsys, "fetch", "ddpm-cifar10-32")
+    assert code == 0 and "fetched" in out and "google/ddpm-cifar10-32" in err
+    assert fake_hub.ranges[-1] == "bytes=5000-"
+    code, out, _ = _run(capsys, "list", "--json")
+    row = next(r for r in json.loads(out) if r["name"] == "ddpm-cifar10-32")
+    assert row["tasks"] == ["generate"] and row["source"] == f"hf:google/ddpm-cifar10-32@{commit}"

@@ -8,14 +8,16 @@ import json
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QMenu, QMessageBox
 
+from diffedit import downloads
 from diffedit import model_manager as mm
-from diffedit.downloads import DownloadCancelled
+from diffedit.downloads import DownloadCancelled, HubFile
 from diffedit.qt.models_dialog import COLUMNS, DownloadDialog, ModelsDialog
 from diffedit.settings import Settings
 
@@ -129,6 +131,67 @@ def test_download_a_url_with_its_sha256(dialog: ModelsDialog, tmp_path: Path, qt
     finally:
         httpd.shutdown()
         httpd.server_close()
+
+
+HF_WEIGHTS = "unet/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture
+def hf_site(tmp_path: Path, monkeypatch) -> Iterator[dict[str, bytes]]:
+    """google/ddpm-cifar10-32 on a loopback "hub": its listing stubbed, its resolve URLs served."""
+    from huggingface_hub import constants
+
+    files = {"model_index.json": json.dumps({"_class_name": "DDPMPipeline"}).encode(),
+             "scheduler/scheduler_config.json": b'{"_class_name": "DDPMScheduler"}',
+             "unet/config.json": json.dumps({"_class_name": "UNet2DModel", "sample_size": 32}).encode(),
+             HF_WEIGHTS: bytes(range(256)) * 16384}  # 4 MiB: 64 chunks
+    commit = "f" * 40
+    listing = []
+    for path, body in files.items():
+        target = tmp_path / "hub" / "google" / "ddpm-cifar10-32" / "resolve" / commit / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(body)
+        listing.append(HubFile(path, len(body), "sha256", hashlib.sha256(body).hexdigest()))
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(tmp_path / "hub"))
+    handler.log_message = lambda *a: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{httpd.server_address[1]}")
+    monkeypatch.setattr(downloads, "hf_repo_files", lambda *a: (commit, sorted(listing, key=lambda f: f.path)))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    yield files
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_a_hugging_face_download_cancels_mid_file_and_resumes(dialog: ModelsDialog, hf_site, qtbot) -> None:
+    item = mm.catalogue_item("ddpm-cifar10-32")
+    small = sum(len(body) for path, body in hf_site.items() if path != HF_WEIGHTS)
+
+    def slowly(progress, token) -> Path:  # time for the GUI to see progress and press Cancel
+        def report(done: int, total: int | None) -> None:
+            progress(done, total)
+            time.sleep(0.02)
+
+        return mm.fetch_item(item, None, report, token)
+
+    with qtbot.waitSignal(dialog.download_done, timeout=20000) as done:
+        dialog.start_download(item.name, slowly)
+        qtbot.waitUntil(lambda: dialog.progress_dialog is not None
+                        and dialog.progress_dialog.value() > (small + (1 << 17)) // 1024)
+        dialog.progress_dialog.canceled.emit()
+    assert done.args == ["cancelled"], dialog.status.text()
+    part = mm.user_models_dir() / ".ddpm-cifar10-32.hf.part" / (HF_WEIGHTS + ".part")
+    assert 0 < part.stat().st_size < len(hf_site[HF_WEIGHTS]) and not (mm.user_models_dir() / item.name).exists()
+    form = DownloadDialog(dialog)
+    qtbot.addWidget(form)
+    form.choice.setCurrentIndex(form.choice.findData(item.name))
+    with qtbot.waitSignal(dialog.download_done, timeout=20000) as done:
+        dialog.start_download(*form.job())
+    assert done.args == ["finished"], dialog.status.text()
+    chosen = dialog.selected()
+    assert chosen is not None and chosen.name == item.name and chosen.source == f"hf:{item.repo}@{'f' * 40}"
+    assert (chosen.path / HF_WEIGHTS).read_bytes() == hf_site[HF_WEIGHTS]
 
 
 def test_tools_menu_opens_the_models_dialog(window, qtbot) -> None:
