@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import platform
 import tempfile
 import time
@@ -38,6 +39,7 @@ from diffedit.tasks.runner import run_task
 from diffedit.training import degrade
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+SHIPPED_MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
 BEGIN, END = "<!-- quality:begin -->", "<!-- quality:end -->"
 Row = dict[str, Any]
 REFERENCE_MAX = 600  # training images the generators' samples are compared with (Inception on a CPU)
@@ -130,8 +132,21 @@ def _score(clean: np.ndarray, out: np.ndarray, hole: np.ndarray | None) -> tuple
     return (hole_psnr(clean, out, hole) if hole is not None else psnr(clean, out)), ssim(clean, out)
 
 
-def restoration_rows(photos: list[Path], size: int, steps: list[int], run: Runner) -> list[Row]:
-    """One row per degradation: mean PSNR/SSIM of the baseline and of the model at each step count."""
+def variants(steps: list[int], ensemble: bool) -> dict[str, dict[str, Any]]:
+    """The model runs of each case, by column name: each step count, and the self-ensemble of the first."""
+    out: dict[str, dict[str, Any]] = {f"model {k} step": {"steps": k} for k in steps}
+    if ensemble:
+        out[ENSEMBLE] = {"steps": steps[0], "ensemble": True}
+    return out
+
+
+ENSEMBLE = "model, self-ensemble"
+
+
+def restoration_rows(photos: list[Path], size: int, steps: list[int], run: Runner, ensemble: bool = False
+                     ) -> list[Row]:
+    """One row per degradation: mean PSNR/SSIM of the baseline and of the model at each step count
+    (and with the self-ensemble of the first step count; not for inpainting, which has none)."""
     cases: list[tuple[str, str, Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, Any]]]] = [
         *[(f"noise sigma {s}", "non-local means (true sigma, best h)",
            lambda im, rng, s=s: (degrade.gaussian_noise(im, rng, float(s)), s)) for s in (15, 25, 50)],
@@ -141,7 +156,8 @@ def restoration_rows(photos: list[Path], size: int, steps: list[int], run: Runne
     ]
     rows = []
     for name, baseline_name, make in cases:
-        scores: dict[str, list[tuple[float, float]]] = {baseline_name: [], **{f"model {k} step": [] for k in steps}}
+        runs = variants(steps, ensemble and not name.startswith("inpaint"))
+        scores: dict[str, list[tuple[float, float]]] = {baseline_name: [], **{key: [] for key in runs}}
         blind: list[tuple[float, float]] = []
         for i, path in enumerate(photos):
             clean = centre_crop(path, size)
@@ -150,20 +166,20 @@ def restoration_rows(photos: list[Path], size: int, steps: list[int], run: Runne
             if name.startswith("noise"):
                 base = nlm(degraded, clean, float(extra))
                 blind.append(_score(clean, nlm_blind(degraded), None))
-                outs = {k: run("restore", degraded, steps=k) for k in steps}
+                outs = {key: run("restore", degraded, **v) for key, v in runs.items()}
             elif name.startswith("JPEG"):
                 base = degraded
-                outs = {k: run("restore", degraded, steps=k) for k in steps}
+                outs = {key: run("restore", degraded, **v) for key, v in runs.items()}
             elif name.startswith("super"):
                 base = degrade.upsample(degraded, int(extra))
-                outs = {k: run("super-resolve", degraded, steps=k, scale=int(extra)) for k in steps}
+                outs = {key: run("super-resolve", degraded, scale=int(extra), **v) for key, v in runs.items()}
             else:
                 base = biharmonic(clean, extra)
-                outs = {k: run("inpaint", clean, mask=extra, steps=k) for k in steps}
+                outs = {key: run("inpaint", clean, mask=extra, **v) for key, v in runs.items()}
             hole = extra if name.startswith("inpaint") else None
             scores[baseline_name].append(_score(clean, base, hole))
-            for k, out in outs.items():
-                scores[f"model {k} step"].append(_score(clean, out, hole))
+            for key, out in outs.items():
+                scores[key].append(_score(clean, out, hole))
         row: Row = {"case": name, "baseline": baseline_name}
         if blind:
             row["blind non-local means"] = tuple(float(np.mean([b[i] for b in blind])) for i in (0, 1))
@@ -193,6 +209,7 @@ def generator_rows(data: Path, run_factory: Callable[[str], Runner], n: int) -> 
         keep = np.random.default_rng(0).permutation(len(ref_files))[:REFERENCE_MAX]
         ref_files = [ref_files[i] for i in sorted(keep)]
         ref = extractor.extract_files(ref_files)
+        samples: list[np.ndarray] = []
         with tempfile.TemporaryDirectory() as tmp:
             for i in range(n):
                 values: dict[str, Any] = {"seed": i, "width": 32 if classes else 48, "height": 32 if classes else 48}
@@ -203,6 +220,7 @@ def generator_rows(data: Path, run_factory: Callable[[str], Runner], n: int) -> 
                 request = TaskRequest(task="generate", params=params, model=model, device="cpu")
                 result = run_task(request, run.registry)
                 Image.fromarray(result.image[..., :3]).save(Path(tmp) / f"{i:04d}.png")
+                samples.append(result.image[..., :3])
             feats = extractor.extract_files(list_images(tmp))
         ref_stats = Statistics.from_features(ref.pool, None)
         got = compare(ref_stats, Statistics.from_features(feats.pool, None))
@@ -210,10 +228,47 @@ def generator_rows(data: Path, run_factory: Callable[[str], Runner], n: int) -> 
         mixed = ref.pool[np.random.default_rng(1).permutation(len(ref.pool))]  # files are sorted by class
         halves = [Statistics.from_features(part, None) for part in (mixed[:half], mixed[half:])]
         floor = compare(*halves)
-        rows.append({"case": label, "n": n, "n_ref": len(ref_files), "fid": got["fid"], "kid": got["kid"],
-                     "floor_fid": floor["fid"], "floor_kid": floor["kid"]})
+        row: Row = {"case": label, "model": model, "n": n, "n_ref": len(ref_files), "fid": got["fid"],
+                    "kid": got["kid"], "floor_fid": floor["fid"], "floor_kid": floor["kid"]}
+        if classes:
+            row["nearest_class_mean_accuracy"] = class_accuracy(ref_dir, samples, classes)
+        rows.append(row)
         print(rows[-1], flush=True)
     return rows
+
+
+def class_accuracy(ref_dir: Path, samples: list[np.ndarray], classes: int) -> float:
+    """Share of samples (sample i asked for class i % classes) nearest to their class's mean training image:
+    a cheap check that the class conditioning works (chance: 1 / classes)."""
+    def grey(a: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(a).convert("L").resize((32, 32)), np.float32).ravel()
+
+    means = np.stack([np.mean([grey(np.asarray(Image.open(f).convert("RGB"))) for f in sorted((ref_dir / str(c))
+                      .glob("*.png"))], axis=0) for c in range(classes)])
+    hits = [int(np.argmin(((means - grey(s)) ** 2).sum(1)) == i % classes) for i, s in enumerate(samples)]
+    return float(np.mean(hits))
+
+
+def record_evaluation(rows: list[Row], gen_rows: list[Row], model: str, size: int, n_photos: int) -> None:
+    """Put the figures into each evaluated shipped model's provenance.json (models elsewhere: skipped)."""
+    by = "benchmarks/quality.py (see benchmarks/RESULTS.md)"
+    updates: list[tuple[Path, dict[str, Any]]] = []
+    if rows:
+        table = {r["case"]: {k: [round(v[0], 2), round(v[1], 4)] for k, v in r.items()
+                             if isinstance(v, tuple)} for r in rows}
+        updates.append((Path(model), {"by": by, "held_out": f"{n_photos} MATE nature photos, centre {size}x{size} "
+                                      "crops", "psnr_db_ssim": table}))
+    for g in gen_rows:
+        updates.append((Path(g["model"]), {"by": by, **{k: v for k, v in g.items() if k not in ("case", "model")}}))
+    for folder, evaluation in updates:
+        path = folder / "provenance.json"
+        if folder.resolve().parent != SHIPPED_MODELS.resolve() or not path.is_file():
+            continue
+        provenance = json.loads(path.read_text())
+        provenance["evaluation"] = evaluation
+        tmp = path.with_suffix(".json.partial")
+        tmp.write_text(json.dumps(provenance, indent=2) + "\n")
+        tmp.replace(path)
 
 
 def _generator(kind: str) -> str | None:
@@ -227,22 +282,28 @@ def _generator(kind: str) -> str | None:
 
 
 def markdown(rows: list[Row], gen_rows: list[Row], steps: list[int], size: int, n_photos: int, seconds: float,
-             model: str) -> str:
+             model: str, ensemble: bool = False) -> str:
+    columns = [f"model {k} step" for k in steps] + ([ENSEMBLE] if ensemble else [])
     lines = [f"### Shipped models against classical baselines ({time.strftime('%Y-%m-%d')}, "
              f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {seconds:.0f} s)", "",
              f"Repair model `{Path(model).name}` on {n_photos} held-out photos (centre {size}x{size} crops of "
              "MATE's nature backgrounds, never trained on). PSNR dB / SSIM; inpainting PSNR inside the hole.", "",
              *([] if rows else ["(restoration not run)", ""]),
              "| case | baseline | blind non-local means (estimated sigma) | "
-             + " | ".join(f"model, {k} step{'s' if k > 1 else ''}" for k in steps) + " |",
-             "|---|---|---|" + "---|" * len(steps)]
+             + " | ".join([f"model, {k} step{'s' if k > 1 else ''}" for k in steps]
+                          + ([f"model, {steps[0]} step{'s' if steps[0] > 1 else ''}, self-ensemble (8 orientations)"]
+                             if ensemble else [])) + " |",
+             "|---|---|---|" + "---|" * len(columns)]
     for r in rows:
         base = r[r["baseline"]]
         cells = [f"{r['baseline']} {base[0]:.2f} / {base[1]:.3f}"]
         extra = r.get("blind non-local means")
         cells.append(f"{extra[0]:.2f} / {extra[1]:.3f}" if extra else "")
-        for k in steps:
-            m = r[f"model {k} step"]
+        for key in columns:
+            if key not in r:
+                cells.append("")
+                continue
+            m = r[key]
             mark = " **better**" if m[0] > base[0] + 0.05 else (" (equal)" if m[0] > base[0] - 0.05 else "")
             cells.append(f"{m[0]:.2f} / {m[1]:.3f}{mark}")
         lines.append(f"| {r['case']} | " + " | ".join(cells) + " |")
@@ -277,19 +338,23 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=200, help="generator samples for FID/KID")
     p.add_argument("--skip-generators", action="store_true")
     p.add_argument("--skip-restoration", action="store_true")
-    p.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
+    p.add_argument("--ensemble", action="store_true", help="also the self-ensemble of the first step count (8x)")
+    p.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md and the models' provenance")
     args = p.parse_args()
     model = args.model or default_model_for("restore")
     if model is None:
         raise SystemExit("no restore model: pass --model or install the shipped models")
     photos = sorted((args.data / "heldout").glob("*.png"))[: args.photos or None]
     start = time.perf_counter()
-    rows = [] if args.skip_restoration else restoration_rows(photos, args.size, args.steps, Runner(model))
+    rows = [] if args.skip_restoration else restoration_rows(photos, args.size, args.steps, Runner(model),
+                                                                args.ensemble)
     gen_rows = [] if args.skip_generators else generator_rows(args.data, Runner, args.samples)
-    text = markdown(rows, gen_rows, args.steps, args.size, len(photos), time.perf_counter() - start, model)
+    text = markdown(rows, gen_rows, args.steps, args.size, len(photos), time.perf_counter() - start, model,
+                    args.ensemble)
     print(text)
     if args.write:
         write_results(text)
+        record_evaluation(rows, gen_rows, model, args.size, len(photos))
 
 
 if __name__ == "__main__":

@@ -43,11 +43,35 @@ def last_validation(run: Path) -> dict[str, Any]:
     return {"best_val_loss": best.get("val_loss"), "best_val_step": best.get("step")}
 
 
-def hardware() -> dict[str, Any]:
+def hardware(recorded: Path | None = None) -> dict[str, Any]:
+    """This machine, or the JSON a training machine wrote about itself (a lent GPU, say)."""
+    if recorded is not None:
+        return json.loads(recorded.read_text())
     import torch
 
     return {"machine": platform.machine(), "processor": platform.processor(), "cpus": os.cpu_count(),
             "torch": torch.__version__, "threads": 1, "gpu": None}
+
+
+def halve_weights(folder: Path) -> dict[str, str]:
+    """Store every float32 safetensors file of `folder` as float16 (half the download; the loader casts
+    to the device's dtype, and the quality benchmark measures the shipped files themselves).
+
+    Returns the new SHA-256 of each file by its path in the folder: the manifest's `weights_sha256`
+    must be updated, or the loader rightly refuses the changed files."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from diffedit.downloads import file_sha256
+
+    digests = {}
+    for path in sorted(folder.rglob("*.safetensors")):
+        tensors = {k: (v.half() if v.dtype == torch.float32 else v).contiguous() for k, v in load_file(path).items()}
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, tmp, metadata={"format": "pt"})
+        tmp.replace(path)
+        digests[path.relative_to(folder).as_posix()] = file_sha256(path)
+    return digests
 
 
 def ship(args: argparse.Namespace) -> Path:
@@ -65,13 +89,15 @@ def ship(args: argparse.Namespace) -> Path:
         "command": args.command, "data": args.data_name, "data_licenses": data_licenses,
         "rebuild": "python scripts/photo_data.py --out data/ && " + args.command.replace(str(args.data), "data"),
         "steps": manifest.get("made", {}).get("steps"), "seed": manifest.get("made", {}).get("seed"),
-        "hardware": hardware(), "training_seconds": training_seconds(args.log) if args.log else None,
+        "hardware": hardware(args.hardware), "training_seconds": training_seconds(args.log) if args.log else None,
         **last_validation(run), "evaluation": {},
     }
     target = SHIPPED / args.name
     tmp = SHIPPED / f".{args.name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("*.state.pt"))
+    if args.half:
+        manifest.setdefault("made", {}).setdefault("weights_sha256", {}).update(halve_weights(tmp))
     (tmp / "diffedit.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (tmp / "provenance.json").write_text(json.dumps(provenance, indent=2) + "\n")
     if target.exists():
@@ -92,6 +118,9 @@ def main() -> None:
     p.add_argument("--license", required=True, help="license of the weights")
     p.add_argument("--default-steps", type=int, default=0)
     p.add_argument("--description", default="")
+    p.add_argument("--hardware", type=Path, default=None,
+                   help="JSON the training machine wrote about itself (default: this machine)")
+    p.add_argument("--half", action="store_true", help="store the weights as float16 (half the size)")
     p.add_argument("--not-default", action="store_true", help="another model is its task's default")
     print(f"shipped {ship(p.parse_args())}")
 

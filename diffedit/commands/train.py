@@ -11,6 +11,7 @@ Latent models take two runs: `--task vae` trains the preset's AutoencoderKL into
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 
@@ -32,9 +33,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="what the model will do (default: generate); repair: one residual model that restores, "
                    "upscales x2/x4 and inpaints; vae: train the autoencoder for --latent runs")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder: checkpoints/, best/, samples/, metrics")
-    p.add_argument("--preset", default=d.preset, choices=("tiny", "small", "base"), help="model size")
+    p.add_argument("--preset", default=d.preset, choices=("tiny", "conv", "small", "base"),
+                   help="model size (conv: convolutional, attention only in the 1/8-scale middle block; restoration)")
     p.add_argument("--size", type=int, default=None, metavar="PX", help="training resolution (default: preset's)")
     p.add_argument("--steps", type=int, default=d.steps, metavar="N", help="optimizer steps in total")
+    p.add_argument("--time-limit", type=parse_duration, default=None, metavar="DURATION",
+                   help="stop by then (e.g. 90s, 45m, 2h, 1h30m), with the learning-rate schedule fitted to the "
+                   "steps that fit; --steps stays the upper bound")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes that build batches ahead (default: 0 on the CPU, up to 8 on a GPU)")
     p.add_argument("--batch", type=int, default=d.batch, metavar="B", help="images per step and process")
     p.add_argument("--lr", type=float, default=d.lr, help=f"peak learning rate (default {d.lr:g})")
     p.add_argument("--seed", type=int, default=d.seed, metavar="S")
@@ -43,6 +50,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="mixed precision on CUDA (auto: bf16 where supported); always fp32 elsewhere")
     p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every, metavar="N")
     p.add_argument("--keep", type=int, default=d.keep, metavar="K", help="checkpoints to keep (plus best/)")
+    p.add_argument("--init", default=None, metavar="DIR",
+                   help="start from this checkpoint's weights (fine-tune a shipped or earlier model; same task, "
+                   "preset and size)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     p.add_argument("--conditioning", choices=("none", "class", "text", "concat"), default=None,
                    help="default: the task's (none for generate, concat for image tasks)")
@@ -78,7 +88,22 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         seed=args.seed, device=args.device, precision=args.precision, warmup=args.warmup, accumulate=args.accumulate,
         ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, keep=args.keep,
         val_fraction=args.val_fraction, sample_steps=args.sample_steps, resume=args.resume, kl_weight=args.kl_weight,
-        crop=args.crop)
+        crop=args.crop, time_limit=args.time_limit, workers=args.workers,
+        init=args.init)
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from "90", "90s", "45m", "2h" or "1h30m" (argparse shows the ValueError's message)."""
+    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
+    if not text.strip() or match is None or not any(match.groups()):
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration; write e.g. 90s, 45m, 2h or 1h30m")
+    h, m, sec = (float(g) if g else 0.0 for g in match.groups())
+    if h and not m and match.group(3) and not text.strip().endswith("s"):  # "1h30" means 1 h 30 min
+        m, sec = sec, 0.0
+    seconds = h * 3600 + m * 60 + sec
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the time limit must be positive, not '{text}'")
+    return seconds
 
 
 def _duration(seconds: float) -> str:
@@ -113,6 +138,9 @@ def main(argv: Sequence[str]) -> int:
             if bar is None:
                 continue
             bar.set_postfix_str(f"loss {p.loss:.4f} {p.images_per_s:.1f} img/s left {_duration(p.eta_s)}")
+            if bar.total != p.total:  # a time limit fitted the run's length
+                bar.total = p.total
+                bar.refresh()
             bar.update(p.step - bar.n)
             if p.checkpoint:
                 val = f", validation loss {p.val_loss:.4f}" if p.val_loss is not None else ""

@@ -271,6 +271,12 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     # tiny: for tests; ~1.2 M parameters, a forward pass at 32-64 px takes milliseconds on a CPU.
     "tiny": Preset("tiny", 32, (32, 64, 64), 1, (False, False, True), 8, (32, 64), 1, 4, 32, 2, 2),
+    # conv: no attention in its levels (only diffusers' middle block attends, at 1/8 scale), so it
+    # generalizes from small training patches and costs about the same per pixel at any tile size;
+    # ~9.5 M parameters, most in the coarse levels, cheap at full resolution (a 256 px forward pass
+    # costs about what tiny's does). For restoration (repair) models.
+    "conv": Preset("conv", 64, (32, 64, 128, 192), 2, (False, False, False, False), 32,
+                   (64, 128, 128), 1, 4, 32, 2, 2),
     "small": Preset("small", 64, (64, 128, 128, 256), 2, (False, False, True, True), 32,
                     (64, 128, 128), 1, 4, 256, 4, 4),
     "base": Preset("base", 256, (128, 256, 256, 512), 2, (False, False, True, True), 64,

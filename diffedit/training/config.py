@@ -50,7 +50,10 @@ class TrainConfig:
     sample_count: int = 8
     sampler: str = "ddim"
     resume: bool = False
+    init: str | None = None  # a checkpoint folder whose UNet weights a new run starts from (fine-tuning)
     crop: str = "auto"  # resize (whole images, generators) | patch (native-scale patches) | auto: by task
+    time_limit: float | None = None  # seconds: end (fitting the schedule) by then, even before `steps`
+    workers: int | None = None  # processes building batches ahead; None: none on the CPU, more on a GPU
     kl_weight: float = 1e-6  # task "vae": weight of the KL term per pixel (diffedit.training.vae)
 
     def to_json(self) -> dict[str, Any]:

@@ -113,6 +113,17 @@ def ranks_where(flag: bool, info: DistInfo, device: torch.device | None = None) 
     return [r for r, f in enumerate(buf.tolist()) if f > 0]
 
 
+def from_rank0(value: int, info: DistInfo, device: torch.device | None = None) -> int:
+    """Rank 0's `value` on every rank (a decision that timing could make differently per rank)."""
+    if not info.enabled:
+        return value
+    import torch.distributed as dist
+
+    buf = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(buf, src=0)
+    return int(buf.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         import torch.distributed as dist

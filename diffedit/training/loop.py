@@ -24,14 +24,18 @@ from diffedit.diffusion.devices import pick_device
 from diffedit.diffusion.models import ModelBundle, Provenance
 from diffedit.training import distributed, preview, state
 from diffedit.training.config import Progress, StepTimer, TrainConfig, TrainingError
-from diffedit.training.data import batch_indices, load_example
+from diffedit.training.data import load_example
 from diffedit.training.ema import EMA
 from diffedit.training.objective import Batch, condition_kwargs, diffusion_loss, make_batch, model_space
+from diffedit.training.prefetch import BatchRecipe, Prefetcher, auto_workers, build_micro_batch
 from diffedit.training.setup import crop_mode, fit_scaling_factor, prepare
 
 
 def _seed(*parts: int) -> int:
     return int(np.random.SeedSequence([p & 0xFFFFFFFF for p in parts]).generate_state(1)[0])
+
+
+TIME_FIT_MIN_STEPS = 10  # steps timed before a time limit sets the run's length
 
 
 def lr_factor(step: int, total: int, warmup: int) -> float:
@@ -78,15 +82,19 @@ class Trainer:
                 frozen.requires_grad_(False)
         if self.device.type == "cuda":  # tensor cores want NHWC convolutions; on the CPU it only costs
             self.unet.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True  # every training batch has the same shape: tune once
         self.model = distributed.wrap(self.unet, self.dist, self.device)
         self.optimizer = torch.optim.AdamW(self.unet.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        self.warmup = c.warmup if c.warmup is not None else min(500, max(1, c.steps // 20))
+        # the step the run ends at: `steps`, or fewer when a time limit fits the schedule to the clock
+        self.total = c.steps
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, c.steps, self.warmup))
+            self.optimizer, lambda s: lr_factor(s, self.total, self.warmup))
         self.autocast_dtype = self._mixed_precision()
         self.scaler = torch.amp.GradScaler(self.amp_device, enabled=self.autocast_dtype == torch.float16)
         self.ema = EMA(self.unet, c.ema_decay)
         self.step = 0
+        self._batches: Prefetcher | None = None
+        self._checkpoint_seconds = 0.0  # the longest checkpoint so far: a time limit keeps room for the last
         if prepared.resume_state is not None:
             self._load_state(prepared.resume_state)
         self._preview_batch = self._fixed_batch(self.val_items or self.train_items, c.sample_count, salt=1,
@@ -105,6 +113,12 @@ class Trainer:
         if p in ("bf16", "auto"):
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         raise TrainingError(f"unknown precision '{p}'; choose auto, bf16, fp16 or fp32")
+
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps: as asked, else 5% of the run (of its fitted length under a time limit), at most 500."""
+        c = self.config
+        return c.warmup if c.warmup is not None else min(500, max(1, self.total // 20))
 
     @property
     def crop(self) -> str:
@@ -132,6 +146,7 @@ class Trainer:
         return {"step": self.step, "unet": self.unet.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                 "scaler": self.scaler.state_dict(), "rng": rng, "best_val": self.best_val,
+                "total": self.total,
                 "config": self.config.to_json(), "data_count": len(self.index.items)}
 
     def _load_state(self, saved: dict[str, Any]) -> None:
@@ -145,18 +160,28 @@ class Trainer:
         if "cuda" in saved["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
         self.best_val = float(saved.get("best_val", math.inf))
+        fitted = int(saved.get("total", self.config.steps))
+        if self.config.time_limit and self.step < fitted:
+            # an interrupted time-limited run keeps its fitted schedule until this session has timed its own
+            # steps; one that ran to its end starts a new length (its schedule had ended)
+            self.total = min(self.config.steps, fitted)
         if (self.out / "best").is_dir() and math.isfinite(self.best_val):
             self.best_checkpoint = self.out / "best"
 
     # -- one step ----------------------------------------------------------------------------------
-    def _micro_batch(self, step: int, micro: int) -> tuple[Batch, np.random.Generator, torch.Generator]:
+    def _recipe(self) -> BatchRecipe:
+        c, d = self.config, self.dist
+        return BatchRecipe(tuple(self.train_items), self.size, self.channels, self.crop, self.manifest, c.seed,
+                           c.batch, d.rank, d.world_size)
+
+    def _micro_batch(self, step: int, micro: int) -> tuple[Batch, torch.Generator]:
+        """Micro-batch `micro` of `step` (from the prefetching workers while `run` is training) and the
+        generator of its noise and timesteps."""
         c, d = self.config, self.dist
         k = step * c.accumulate + micro
-        rng = np.random.default_rng([c.seed, k, d.rank, 0xB47C])
-        ids = batch_indices(len(self.train_items), c.batch, k, seed=c.seed, rank=d.rank, world=d.world_size)
-        examples = [load_example(self.train_items[i], self.size, self.channels, rng, crop=self.crop) for i in ids]
+        batch = self._batches.get(k) if self._batches is not None else build_micro_batch(self._recipe(), k)
         gen = torch.Generator(device="cpu").manual_seed(_seed(c.seed, k, d.rank, 0x7E57))
-        return make_batch(examples, self.manifest, rng), rng, gen
+        return batch, gen
 
     def compute_loss(self, batch: Batch, gen: torch.Generator) -> torch.Tensor:
         """The training loss of one micro-batch (a method so tests can make it misbehave)."""
@@ -173,7 +198,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         for micro in range(c.accumulate):
-            batch, _, gen = self._micro_batch(self.step, micro)
+            batch, gen = self._micro_batch(self.step, micro)
             sync = micro == c.accumulate - 1 or not self.dist.enabled
             with contextlib.nullcontext() if sync else self.model.no_sync():
                 loss = self.compute_loss(batch, gen)
@@ -260,8 +285,28 @@ class Trainer:
         return folder, val, grid
 
     # -- the run -----------------------------------------------------------------------------------
+    def _fit_to_time_limit(self, first_step: int, started: float, deadline: float) -> None:
+        """Set `total` so the run ends, final checkpoint included, by `deadline`.
+
+        The rate is measured over this session's steps, checkpoints included, and re-measured every
+        step, so the cosine schedule is stretched or shortened to the clock. Every rank takes rank 0's
+        answer (ranks that stopped at different steps would wait for each other for ever).
+        """
+        now = time.perf_counter()
+        done = self.step - first_step
+        if now >= deadline:
+            total = self.step
+        elif done < TIME_FIT_MIN_STEPS:
+            total = self.total
+        else:
+            per_step = (now - started) / done
+            remaining = deadline - now - self._checkpoint_seconds
+            total = min(self.config.steps, self.step + max(0, int(remaining / per_step)))
+        self.total = max(self.step, distributed.from_rank0(total, self.dist, self.device))
+
     def run(self) -> Iterator[Progress]:
-        """Train to `config.steps`, yielding after every step; raises TrainingError on NaN."""
+        """Train to `config.steps` (or as far as `config.time_limit` allows), yielding after every step;
+        raises TrainingError on NaN."""
         c, main = self.config, self.dist.is_main
         vae = self.bundle.vae
         if vae is not None and self.step == 0 and float(vae.config.scaling_factor) == 1.0:
@@ -271,18 +316,24 @@ class Trainer:
             state.remove_after(self.out, self.step)
         log = state.MetricsLog(self.out / "metrics.jsonl") if main else None
         images_per_step = c.batch * c.accumulate * self.dist.world_size
-        start, timer = time.perf_counter(), StepTimer()
+        workers = c.workers if c.workers is not None else auto_workers(self.device.type)
+        self._batches = Prefetcher(self._recipe(), workers)
+        start, timer, first_step = time.perf_counter(), StepTimer(), self.step
+        deadline = start + c.time_limit if c.time_limit else None
         try:
-            while self.step < c.steps:
+            while self.step < self.total:
                 t0 = time.perf_counter()
                 loss, lr = self._train_step()
                 per_step = timer.add(time.perf_counter() - t0)
+                if deadline is not None:
+                    self._fit_to_time_limit(first_step, start, deadline)
                 speed = images_per_step / per_step
-                eta = (c.steps - self.step) * per_step
+                eta = (self.total - self.step) * per_step
                 if log is not None:
                     log.write({"step": self.step, "loss": loss, "lr": lr, "images_per_s": round(speed, 3)})
                 folder = val = grid = None
-                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                if self.step % c.checkpoint_every == 0 or self.step == self.total:
+                    saving = time.perf_counter()
                     self._check_weights()
                     failure: Exception | None = None
                     if main:
@@ -298,8 +349,11 @@ class Trainer:
                         raise TrainingError(f"rank 0 could not write the checkpoint of step {self.step}; "
                                             f"training stopped and {self._kept()}")
                     self.last_checkpoint = state.step_folder(self.out, self.step)  # on every rank
-                yield Progress(self.step, c.steps, loss, lr, speed, eta, time.perf_counter() - start, val,
+                    self._checkpoint_seconds = max(self._checkpoint_seconds, time.perf_counter() - saving)
+                yield Progress(self.step, self.total, loss, lr, speed, eta, time.perf_counter() - start, val,
                                str(folder) if folder else None, str(grid) if grid else None)
         finally:
+            self._batches.close()
+            self._batches = None
             if log is not None:
                 log.close()

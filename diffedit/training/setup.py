@@ -52,6 +52,10 @@ def check_config(c: TrainConfig) -> str:
             raise TrainingError(f"{key.replace('_', '-')} must be at least 1, not {getattr(c, key)}")
     if not c.lr > 0:
         raise TrainingError(f"lr must be positive, not {c.lr}")
+    if c.time_limit is not None and not c.time_limit > 0:
+        raise TrainingError(f"the time limit must be positive, not {c.time_limit:g} s")
+    if c.workers is not None and c.workers < 0:
+        raise TrainingError(f"workers must be 0 (build batches in the training process) or more, not {c.workers}")
     if c.crop not in ("auto", "resize", "patch"):
         raise TrainingError(f"unknown crop '{c.crop}'; choose auto, resize or patch")
     if c.task == "repair":
@@ -77,10 +81,12 @@ def load_data(c: TrainConfig, conditioning: str) -> tuple[data_mod.DataIndex, li
                                                              list[data_mod.Item]]:
     need = data_mod.needs(c.task, conditioning)
     index = data_mod.scan(c.data, **need)
-    data_mod.validate(index, batch=c.batch, captions=need["captions"], masks=need["masks"],
+    # patches: one photo gives a whole batch of different crops, so a batch may exceed the image count
+    per_batch = 1 if crop_mode(c) == "patch" else c.batch
+    data_mod.validate(index, batch=per_batch, captions=need["captions"], masks=need["masks"],
                       min_classes=1 if need["labels"] else 0)
     train_ids, val_ids = data_mod.split(len(index.items), c.val_fraction, c.seed)
-    if len(train_ids) < c.batch:  # a small folder: every image trains, none validates
+    if len(train_ids) < per_batch:  # a small folder: every image trains, none validates
         train_ids, val_ids = list(range(len(index.items))), []
     val_ids = val_ids[: c.val_max]
     return index, [index.items[i] for i in train_ids], [index.items[i] for i in val_ids]
@@ -194,7 +200,35 @@ def prepare(c: TrainConfig) -> Prepared:
     if done:
         raise TrainingError(f"{out}: already holds checkpoints of a run; resume it (--resume) or choose another "
                             "output folder")
-    return Prepared(index, train, val, new_bundle(c, conditioning, index.class_names))
+    bundle = new_bundle(c, conditioning, index.class_names)
+    if c.init:
+        start_from(bundle, c.init)
+    return Prepared(index, train, val, bundle)
+
+
+def start_from(bundle: ModelBundle, folder: str) -> None:
+    """Fine-tuning: the new run's UNet takes the weights of checkpoint `folder` (same preset, size and task).
+
+    Only the weights come from there; the schedule, optimizer and EMA start fresh, so a shipped model
+    can be fine-tuned on a user's own photos.
+    """
+    try:
+        loaded = load_checkpoint(folder)
+    except (CheckpointError, OSError) as exc:
+        raise TrainingError(f"--init {folder}: not a readable checkpoint ({str(exc).splitlines()[0]})") from None
+    mine, theirs = bundle.manifest, loaded.manifest
+    for key in ("task", "prediction_type", "conditioning", "residual", "latent"):
+        if getattr(mine, key) != getattr(theirs, key):
+            raise TrainingError(f"--init {folder}: its {key.replace('_', ' ')} is {getattr(theirs, key)!r}, this run's "
+                                f"is {getattr(mine, key)!r}; fine-tune with the settings it was trained with")
+    own, given = bundle.unet.state_dict(), loaded.unet.state_dict()
+    different = sorted(k for k in own.keys() | given.keys() if k not in own or k not in given
+                       or own[k].shape != given[k].shape)
+    if different:
+        raise TrainingError(f"--init {folder}: its UNet differs from the one this run builds ({len(different)} "
+                            f"weights differ, e.g. {different[0]}); use the preset and conditioning "
+                            "it was trained with")
+    bundle.unet.load_state_dict({k: v.to(own[k].dtype) for k, v in given.items()})
 
 
 def fit_scaling_factor(vae: Any, items: list[data_mod.Item], size: int, channels: int,

@@ -116,6 +116,10 @@ class VAETrainer:
                 raise TrainingError(f"{key.replace('_', '-')} must be at least 1, not {getattr(c, key)}")
         if not c.lr > 0:
             raise TrainingError(f"lr must be positive, not {c.lr}")
+        if c.time_limit is not None:
+            raise TrainingError("--time-limit is not supported for --task vae yet; set --steps instead")
+        if c.init is not None:
+            raise TrainingError("--init is not supported for --task vae yet (it fine-tunes diffusion models)")
         if c.kl_weight < 0:
             raise TrainingError(f"kl-weight must not be negative, not {c.kl_weight}")
         if c.latent or c.vae:

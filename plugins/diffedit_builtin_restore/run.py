@@ -19,6 +19,6 @@ def run_restore(request: TaskRequest, context: RunContext) -> TaskResult:
     class_index = engine.task_class_index(run, p.degradation, "restore")
     strength = start_strength(run, p.start, p.strength)
     rgb = sample_conditioned(run, request.image, class_index=class_index, strength=strength, tile=p.tile,
-                             overlap=p.overlap)
+                             overlap=p.overlap, ensemble=p.ensemble)
     return TaskResult(record=engine.record(run, start_strength=strength),
                       image=engine.rgb_to_rgba(rgb, request.image[..., 3]), name="Restored")

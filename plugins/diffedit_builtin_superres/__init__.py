@@ -25,6 +25,8 @@ class ImageConditionedParams(SamplingParams):
                       minimum=0, maximum=4096)
     overlap: int = param(16, label="Tile overlap", help="pixels tiles share, blended without seams", minimum=0,
                          maximum=512)
+    ensemble: bool = param(False, label="Self-ensemble", help="also run the image flipped and turned (8 ways) and "
+                           "average: a little more faithful, 8x slower")
 
 
 @dataclass

@@ -37,7 +37,7 @@ def run_super_resolve(request: TaskRequest, context: RunContext) -> TaskResult:
     strength = start_strength(run, p.start, p.strength)
     rgb = sample_conditioned(run, up, class_index=engine.task_class_index(run, f"x{scale}"), strength=strength,
                              tile=p.tile, overlap=p.overlap, prompt=p.prompt, negative_prompt=p.negative_prompt,
-                             guidance_scale=p.guidance_scale)
+                             guidance_scale=p.guidance_scale, ensemble=p.ensemble)
     return TaskResult(record=engine.record(run, scale=scale, start_strength=strength),
                       image=engine.rgb_to_rgba(rgb, up[..., 3]), name=f"Super-resolved x{scale}", scale=scale,
                       canvas_size=(up.shape[1], up.shape[0]))

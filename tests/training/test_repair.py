@@ -176,3 +176,82 @@ def test_repair_training_runs_every_task(image_folder, tiny, tmp_path, registry)
     mask[8:14, 12:20] = 255
     result = _run(registry, "inpaint", model, image, mask=mask)
     assert result.image.dtype == np.uint8 and result.record.model_hash
+
+
+def test_repair_tensors_fill_only_the_rows_with_a_hole(monkeypatch) -> None:
+    """The fill runs on the hole rows only (it is most of a batch's CPU time); the result is what
+    filling the whole batch gave: rows without a hole keep their degraded pixels exactly."""
+    images = [np.asarray(_photo(32, 32)[..., :3]) for _ in range(24)]
+    x, cond, mask, labels = repair.repair_tensors(images, np.random.default_rng(5))
+    with monkeypatch.context() as m:  # the same draws without any fill: the degraded pixels themselves
+        m.setattr(repair, "smooth_fill", lambda pixels, hole: pixels)
+        x_raw, raw, mask_raw, labels_raw = repair.repair_tensors(images, np.random.default_rng(5))
+    assert torch.equal(x, x_raw) and torch.equal(mask, mask_raw) and torch.equal(labels, labels_raw)
+    holes = mask.flatten(1).amax(1) > 0
+    assert 0 < int(holes.sum()) < 24
+    assert torch.equal(cond, smooth_fill(raw, mask))  # the whole batch filled at once, as before
+    for i in range(24):
+        if not holes[i]:
+            assert torch.equal(cond[i], raw[i])
+            continue
+        inside = mask[i, 0] > 0.5
+        assert torch.equal(cond[i][:, ~inside], raw[i][:, ~inside])
+        assert not torch.equal(cond[i][:, inside], raw[i][:, inside])  # filled from the border
+        assert not (cond[i][:, inside] == 0).all()
+    # batches without any hole, and with nothing but holes
+    monkeypatch.setattr(repair, "DEGRADATIONS", {"noise": 1.0})
+    _, cond, mask, _ = repair.repair_tensors(images[:4], np.random.default_rng(1))
+    assert not mask.any() and cond.shape == (4, 3, 32, 32)
+    monkeypatch.setattr(repair, "DEGRADATIONS", {"hole": 1.0})
+    x, cond, mask, _ = repair.repair_tensors(images[:4], np.random.default_rng(1))
+    assert (mask.flatten(1).amax(1) > 0).all()
+    assert torch.equal(cond, smooth_fill(x, mask))  # a hole's degraded image is the clean one, then filled
+
+
+# -- the conv preset --------------------------------------------------------------------------------
+def test_the_conv_preset_has_no_attention_levels_and_runs_on_any_multiple_of_8() -> None:
+    from diffusers.models.attention_processor import Attention
+
+    bundle = build("restore", "class", "conv", 64, class_names=repair.CLASSES, condition_channels=3,
+                   mask_channel=True, prediction_type="sample", residual=True, tasks=repair.TASKS,
+                   scale_factors=repair.SCALE_FACTORS, scale_factor=2, hole_fill="smooth", seed=0, default_steps=1)
+    unet = bundle.unet
+    assert not any("Attn" in block for block in (*unet.config.down_block_types, *unet.config.up_block_types))
+    attending = [name for name, module in unet.named_modules() if isinstance(module, Attention)]
+    assert not [name for name in attending if not name.startswith("mid_block.")]  # no level attends
+    assert unet.config.in_channels == 7 and len(unet.config.block_out_channels) == 4
+    sample = torch.randn(1, 7, 40, 56, generator=torch.Generator().manual_seed(0))  # 8 | 40, 56; 64 does not
+    with torch.no_grad():
+        out = unet(sample, torch.tensor([999]), class_labels=torch.tensor([repair.CLASSES.index("x2")])).sample
+    assert out.shape == (1, 3, 40, 56) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="multiple of 8"):
+        build("restore", "class", "conv", 20, class_names=repair.CLASSES, condition_channels=3, mask_channel=True)
+
+
+# -- self-ensemble ------------------------------------------------------------------------------------
+def test_the_eight_orientations_are_distinct_and_undone_exactly() -> None:
+    from diffedit.diffusion.image_tasks import DIHEDRAL, _oriented, _unoriented
+
+    x = torch.arange(2 * 3 * 5 * 7, dtype=torch.float32).reshape(2, 3, 5, 7)
+    seen = set()
+    for turns, flip in DIHEDRAL:
+        turned = _oriented(x, turns, flip)
+        assert turned.shape[2:] == ((7, 5) if turns % 2 else (5, 7))
+        assert torch.equal(_unoriented(turned, turns, flip), x)
+        seen.add(tuple(turned.flatten().tolist()))
+    assert len(DIHEDRAL) == len(seen) == 8
+
+
+def test_the_self_ensemble_keeps_what_every_orientation_agrees_on(registry, zero_repair_model, tmp_path) -> None:
+    image = _photo(24, 40)  # not square: turned orientations are 40 x 24
+    for task, extra in (("restore", {}), ("super-resolve", {"scale": 2})):
+        single = _run(registry, task, zero_repair_model, image, **extra)
+        both = _run(registry, task, zero_repair_model, image, ensemble=True, **extra)
+        assert both.image.shape == single.image.shape
+        assert np.abs(both.image.astype(int) - single.image.astype(int)).max() <= 1
+    # a model whose result depends on orientation: the ensemble is the average, not any one result
+    folder = tmp_path / "random"
+    save_checkpoint(folder, _repair_bundle(seed=3))
+    single = _run(registry, "restore", folder, image)
+    both = _run(registry, "restore", folder, image, ensemble=True)
+    assert both.image.shape == single.image.shape and not np.array_equal(both.image, single.image)

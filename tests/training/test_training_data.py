@@ -108,3 +108,33 @@ def test_inpaint_condition_matches_the_inpaint_task() -> None:
     assert (cond[:, :3][m.expand(-1, 3, -1, -1) == 1] == 0).all()
     assert np.allclose(cond[:, :3][m.expand(-1, 3, -1, -1) == 0], x0[m.expand(-1, 3, -1, -1) == 0])
     assert np.array_equal(cond[:, 3:], m)
+
+
+@pytest.mark.parametrize("task,crop", [("repair", "auto"), ("generate", "patch")])
+def test_patch_batches_may_hold_more_crops_than_the_folder_has_images(image_folder, tiny, tmp_path, task,
+                                                                      crop) -> None:
+    """Patches: one photo gives a whole batch of different crops, so 3 photos can fill a batch of 8."""
+    import math
+
+    from diffedit.training.loop import Trainer
+
+    root = image_folder(n=3, size=24)
+    trainer = Trainer(tiny(root, tmp_path / "out", task=task, crop=crop, batch=8, steps=2, val_fraction=0.34))
+    assert trainer.crop == "patch" and len(trainer.train_items) + len(trainer.val_items) == 3
+    batch, _ = trainer._micro_batch(0, 0)
+    assert batch.x.shape == (8, 3, 16, 16)
+    # different crops, not the same few images repeated (a flat corner of a blob image may repeat)
+    assert len({bytes(row.numpy()) for row in batch.x}) > len(trainer.train_items)
+    progress = list(trainer.run())
+    assert [p.step for p in progress] == [1, 2] and all(math.isfinite(p.loss) for p in progress)
+    assert progress[-1].checkpoint
+
+
+@pytest.mark.parametrize("crop", ["resize", "auto"])
+def test_whole_image_batches_still_need_as_many_images_as_the_batch(image_folder, tiny, tmp_path, crop) -> None:
+    from diffedit.training.loop import Trainer
+
+    root = image_folder(n=3, size=24)
+    with pytest.raises(data.DataError, match="3 usable images, fewer than the batch size 8"):
+        Trainer(tiny(root, tmp_path / "out", task="generate", crop=crop, batch=8))
+    assert not (tmp_path / "out").exists()
