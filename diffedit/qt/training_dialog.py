@@ -61,7 +61,7 @@ from diffedit.training.data import IMAGE_EXTENSIONS, DataSummary, summarize
 
 # setup.TRAINABLE_TASKS (without importing torch), plus "vae": the AutoencoderKL that latent runs train on
 TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "vae")
-PRESET_NAMES = ("tiny", "small", "base")  # diffusion.models.PRESETS, without importing torch
+PRESET_NAMES = ("tiny", "conv", "small", "base")  # diffusion.models.PRESETS, without importing torch
 CONDITIONINGS = {"none": "None (unconditional)", "class": "Class (one sub-folder per class)",
                  "text": "Text (a .txt caption beside each image)"}
 SIZES = (16, 32, 64, 128, 256, 512)
@@ -340,7 +340,8 @@ class TrainingDialog(QDialog):
         form.addRow("Latent", _row(self.latent_check, self.vae_edit, self.vae_browse))
         self.preset_combo = QComboBox()
         self.preset_combo.addItems(list(PRESET_NAMES))
-        self.preset_combo.setToolTip("tiny: ~1 M parameters, for trying things out; small: ~10 M; base: ~100 M")
+        self.preset_combo.setToolTip("tiny: ~1 M parameters, for trying things out; conv: ~10 M, convolutional, "
+                                     "for restoration; small: ~20 M; base: ~100 M")
         self.preset_combo.currentTextChanged.connect(self._settings_changed)
         form.addRow("Preset", self.preset_combo)
         self.size_combo = QComboBox()
@@ -355,6 +356,11 @@ class TrainingDialog(QDialog):
         steps_row = _row(self.steps_spin, QLabel("  batch"), self.batch_spin, QLabel("  checkpoint every"),
                          self.every_spin, stretch=True)
         form.addRow("Steps", steps_row)
+        self.time_limit_spin = _spin(0, 100_000, 0, "Stop after this many minutes, with the learning-rate schedule "
+                                     "fitted to the steps that fit (Steps stays the upper bound); 0: no limit")
+        self.time_limit_spin.setSuffix(" min")
+        self.time_limit_spin.setSpecialValueText("no limit")
+        form.addRow("Time limit", _row(self.time_limit_spin, stretch=True))
         self.lr_spin = LearningRateSpin()
         self.lr_spin.setValue(_DEFAULTS.lr)
         self.lr_spin.setToolTip("Peak learning rate (after warm-up); arrows step 1-2-5")
@@ -554,7 +560,7 @@ class TrainingDialog(QDialog):
             "precision": self.precision_combo.currentText(), "latent": latent,
             "vae": str(Path(self.vae_edit.text().strip()).expanduser()) if latent else None,
             "text_encoder": self.text_encoder() if self.conditioning() == "text" else _DEFAULTS.text_encoder,
-            "resume": resume}
+            "resume": resume, "time_limit": self.time_limit_spin.value() * 60.0 or None}
         values.update(self.overrides)
         return TrainConfig(**values)
 
@@ -874,6 +880,7 @@ class TrainingDialog(QDialog):
         self.settings_label.setText(problem)
         self.settings_label.setVisible(bool(problem))
         self.steps_spin.setEnabled(editable or self.state == "paused")
+        self.time_limit_spin.setEnabled(editable or self.state == "paused")
         self.start_button.setEnabled(self.can_start() and not self.running)
         self.pause_button.setEnabled(self.state in ("starting", "running"))
         self.stop_button.setEnabled(self.state in ("starting", "running", "pausing", "paused"))

@@ -192,6 +192,10 @@ def test_form_fields_build_the_config(qtbot, dialog: TrainingDialog, env: Path, 
     assert (config.lr, config.precision, config.latent, config.vae) == (defaults.lr, "auto", False, None)
     assert config.text_encoder == "minilm"
     assert dialog.lr_spin.text() == "0.0002"
+    assert config.time_limit is None and dialog.time_limit_spin.text() == "no limit"
+    dialog.time_limit_spin.setValue(90)
+    assert dialog.build_config().time_limit == 90 * 60.0  # minutes in the form, seconds in the config
+    dialog.time_limit_spin.setValue(0)
 
     dialog.lr_spin.setValue(5e-5)
     dialog.precision_combo.setCurrentText("bf16")
