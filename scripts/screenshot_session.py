@@ -36,7 +36,19 @@ def start_xvfb() -> subprocess.Popen | None:
     return proc
 
 
-def session(out: Path, run_task: bool = False) -> list[Path]:
+def noisy_sample(out: Path, sigma: float = 25.0) -> Path:
+    """chelsea.png with Gaussian noise (seeded), for the restore screenshots."""
+    import numpy as np
+    from PIL import Image
+
+    clean = np.asarray(Image.open(ROOT / "resources" / "samples" / "chelsea.png").convert("RGB"), np.float32)
+    noisy = clean + np.random.default_rng(0).normal(0, sigma, clean.shape)
+    path = out / "chelsea-noisy.png"
+    Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8)).save(path)
+    return path
+
+
+def session(out: Path, run_task: bool = False, restore: bool = False) -> list[Path]:
     from PySide6.QtCore import QEvent, QPointF, Qt
     from PySide6.QtGui import QMouseEvent
     from PySide6.QtWidgets import QApplication
@@ -110,6 +122,20 @@ def session(out: Path, run_task: bool = False) -> list[Path]:
         win.canvas.set_mask_shown(False)
         shot("06-inpainted-mask-hidden")
 
+    if restore:  # denoise a noisy copy with the shipped repair model and the self-ensemble
+        win.open_path(str(noisy_sample(out)))
+        panel = win.task_panel
+        panel.select_task("restore")
+        assert panel.form is not None
+        panel.form.set_values({"ensemble": True})
+        shot("07-restore-form")
+        panel.run_button.click()
+        end = time.monotonic() + 300
+        while time.monotonic() < end and panel.queue.busy:
+            settle(0.5)
+        settle(1.0)
+        shot("08-restored")
+
     win.close()
     settle(0.2)
     return shots
@@ -119,12 +145,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out", type=Path, help="folder for the screenshots")
     parser.add_argument("--run", action="store_true", help="also run the inpaint task and capture the result")
+    parser.add_argument("--restore", action="store_true",
+                        help="also denoise a noisy copy of the sample with the self-ensemble and capture it")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     xvfb = start_xvfb()
     try:
         os.environ.setdefault("QT_QPA_PLATFORM", "xcb")
-        shots = session(args.out, args.run)
+        shots = session(args.out, args.run, args.restore)
     finally:
         if xvfb is not None:
             xvfb.terminate()
