@@ -313,6 +313,11 @@ def markdown(rows: list[Row], gen_rows: list[Row], steps: list[int], size: int, 
         for g in gen_rows:
             lines.append(f"| {g['case']} | {g['n']} vs {g['n_ref']} | {g['fid']:.1f} | {g['kid']:.4f} | "
                          f"{g['floor_fid']:.1f} | {g['floor_kid']:.4f} |")
+        lines += ["", "The floor compares two random halves of the reference set: what a perfect generator would score "
+                  "at about this sample size."]
+        lines += [f"{g['case']}: a nearest-class-mean classifier (the mean training image of each class) names the "
+                  f"requested class in {g['nearest_class_mean_accuracy']:.0%} of {g['n']} samples."
+                  for g in gen_rows if "nearest_class_mean_accuracy" in g]
     return "\n".join(lines) + "\n"
 
 
