@@ -144,7 +144,11 @@ def test_presets_grow_and_build_consistent_configs() -> None:
                                                                 out_channels=4, cross_attention_dim=512))
         counts.append(sum(p.numel() for p in plain.parameters()))
         assert text.config.cross_attention_dim == 512
-        assert [type(b).__name__ for b in plain.down_blocks][-1] == "AttnDownBlock2D"  # attention at low res
+        blocks = [type(b).__name__ for b in plain.down_blocks]
+        if any(preset.attention):
+            assert blocks[-1] == "AttnDownBlock2D"  # attention at low res
+        else:  # conv: convolutional levels (diffusers' middle block still attends, at the lowest scale)
+            assert "AttnDownBlock2D" not in blocks and name == "conv"
         assert type(plain.down_blocks[0]).__name__ == "DownBlock2D"  # none at full resolution
     assert counts == sorted(counts) and counts[0] < 2_000_000
 
