@@ -132,15 +132,15 @@ def _score(clean: np.ndarray, out: np.ndarray, hole: np.ndarray | None) -> tuple
     return (hole_psnr(clean, out, hole) if hole is not None else psnr(clean, out)), ssim(clean, out)
 
 
+ENSEMBLE = "model, self-ensemble"
+
+
 def variants(steps: list[int], ensemble: bool) -> dict[str, dict[str, Any]]:
     """The model runs of each case, by column name: each step count, and the self-ensemble of the first."""
     out: dict[str, dict[str, Any]] = {f"model {k} step": {"steps": k} for k in steps}
     if ensemble:
         out[ENSEMBLE] = {"steps": steps[0], "ensemble": True}
     return out
-
-
-ENSEMBLE = "model, self-ensemble"
 
 
 def restoration_rows(photos: list[Path], size: int, steps: list[int], run: Runner, ensemble: bool = False

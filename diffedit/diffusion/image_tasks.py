@@ -18,7 +18,7 @@ from diffedit.diffusion.engine import (
     sample,
     tensor_to_rgb,
 )
-from diffedit.diffusion.tiling import crop_back, pad_to_multiple, run_tiled
+from diffedit.diffusion.tiling import crop_back, pad_to_multiple, run_tiled, tile_count
 
 
 def to_model_space(run: Run, x: torch.Tensor) -> torch.Tensor:
@@ -87,12 +87,8 @@ def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | No
     overlap = min(overlap, tile // 2)
     orientations = DIHEDRAL if ensemble else DIHEDRAL[:1]
 
-    def tiles(h: int, w: int) -> int:
-        return (1 if h <= tile else -(-(h - overlap) // (tile - overlap))) * \
-            (1 if w <= tile else -(-(w - overlap) // (tile - overlap)))
-
     h, w = cond_rgba.shape[:2]
-    n_tiles = sum(tiles(*((w, h) if k % 2 else (h, w))) for k, _ in orientations)
+    n_tiles = sum(tile_count(*((w, h) if k % 2 else (h, w)), tile, overlap) for k, _ in orientations)
     done = [0]
     steps_per_tile = max(1, int(run.steps * strength) if strength < 1 else run.steps)
 
@@ -112,7 +108,7 @@ def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | No
     total: torch.Tensor | None = None
     for turns, flip in orientations:
         x = _oriented(cond_full, turns, flip)
-        out = run_tiled(one_tile, x, tile, overlap if tiles(x.shape[2], x.shape[3]) > 1 else 0)
+        out = run_tiled(one_tile, x, tile, overlap if tile_count(x.shape[2], x.shape[3], tile, overlap) > 1 else 0)
         out = _unoriented(out, turns, flip).float()
         total = out if total is None else total + out
     assert total is not None

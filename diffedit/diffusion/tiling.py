@@ -32,6 +32,14 @@ def _starts(length: int, tile: int, stride: int) -> list[int]:
     return [*range(0, length - tile, stride), length - tile]
 
 
+def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    """How many tiles `run_tiled` makes of a height x width image (for progress over several runs)."""
+    if height <= tile and width <= tile:
+        return 1
+    stride = tile - overlap
+    return len(_starts(height, min(tile, height), stride)) * len(_starts(width, min(tile, width), stride))
+
+
 def _ramp(n: int) -> list[float]:
     """n weights rising from near 0 to near 1 along half a cosine, all strictly positive."""
     return [0.5 - 0.5 * math.cos(math.pi * (k + 0.5) / n) for k in range(n)]
