@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Sequence
 
-from diffedit.training.config import TrainConfig
+from diffedit.training.config import LOSSES, TrainConfig
 
 TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "repair", "vae")
 
@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--crop", default=d.crop, choices=("auto", "resize", "patch"),
                    help="resize: whole images brought to --size (generators); patch: --size crops at the photos' "
                    "own scale (restoration); auto: by task")
+    p.add_argument("--loss", default=d.loss, choices=LOSSES,
+                   help="mse: mean squared error; log-mse: mean of each image's log error, i.e. the mean PSNR, "
+                   "so that low-error cases (light noise, x2) weigh as much as heavy ones in a multi-task model")
     p.add_argument("--sample-steps", type=int, default=d.sample_steps, help="sampler steps for the sample grids")
     return p
 
@@ -89,7 +92,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         ema_decay=args.ema_decay, checkpoint_every=args.checkpoint_every, keep=args.keep,
         val_fraction=args.val_fraction, sample_steps=args.sample_steps, resume=args.resume, kl_weight=args.kl_weight,
         crop=args.crop, time_limit=args.time_limit, workers=args.workers,
-        init=args.init)
+        init=args.init, loss=args.loss)
 
 
 def parse_duration(text: str) -> float:

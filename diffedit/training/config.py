@@ -6,6 +6,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+LOSSES = ("mse", "log-mse")  # how per-example errors are averaged: diffedit.training.objective
+
 
 class TrainingError(RuntimeError):
     """A run cannot start or had to stop; the message says why and what was kept."""
@@ -54,6 +56,7 @@ class TrainConfig:
     crop: str = "auto"  # resize (whole images, generators) | patch (native-scale patches) | auto: by task
     time_limit: float | None = None  # seconds: end (fitting the schedule) by then, even before `steps`
     workers: int | None = None  # processes building batches ahead; None: none on the CPU, more on a GPU
+    loss: str = "mse"  # one of LOSSES; log-mse maximises the mean PSNR
     kl_weight: float = 1e-6  # task "vae": weight of the KL term per pixel (diffedit.training.vae)
 
     def to_json(self) -> dict[str, Any]:

@@ -190,7 +190,8 @@ class Trainer:
         autocast = (torch.autocast(self.amp_device, dtype=self.autocast_dtype) if self.autocast_dtype is not None
                     else contextlib.nullcontext())
         with autocast:
-            return diffusion_loss(self.model, self.scheduler, x0, cond, kwargs, gen, residual=self.manifest.residual)
+            return diffusion_loss(self.model, self.scheduler, x0, cond, kwargs, gen, residual=self.manifest.residual,
+                                  loss=self.config.loss)
 
     def _train_step(self) -> tuple[float, float]:
         c = self.config
@@ -238,7 +239,7 @@ class Trainer:
             if self.manifest.residual:  # what matters most: the one-step estimate, from pure noise
                 t = torch.full_like(t, n_t - 1)
             losses.append(float(diffusion_loss(self.ema.model, self.scheduler, x0, cond, kwargs, gen, t,
-                                                residual=self.manifest.residual)) * n)
+                                                residual=self.manifest.residual, loss=self.config.loss)) * n)
         return sum(losses) / sum(b.x.shape[0] for b in self._val_batches)
 
     def ema_bundle(self) -> ModelBundle:

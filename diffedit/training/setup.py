@@ -15,7 +15,7 @@ from diffedit.diffusion.checkpoints import CheckpointError, load_checkpoint
 from diffedit.diffusion.models import PRESETS, TASK_DEFAULTS, ModelBundle, build
 from diffedit.training import data as data_mod
 from diffedit.training import degrade, repair, state
-from diffedit.training.config import RESUME_FIXED, TrainConfig, TrainingError
+from diffedit.training.config import LOSSES, RESUME_FIXED, TrainConfig, TrainingError
 
 TRAINABLE_TASKS = ("generate", "inpaint", "super-resolve", "restore", "segment", "repair")
 PATCH_TASKS = ("inpaint", "super-resolve", "restore", "repair")  # tasks whose models see native-scale pixels
@@ -56,6 +56,8 @@ def check_config(c: TrainConfig) -> str:
         raise TrainingError(f"the time limit must be positive, not {c.time_limit:g} s")
     if c.workers is not None and c.workers < 0:
         raise TrainingError(f"workers must be 0 (build batches in the training process) or more, not {c.workers}")
+    if c.loss not in LOSSES:
+        raise TrainingError(f"unknown loss '{c.loss}'; choose one of {', '.join(LOSSES)}")
     if c.crop not in ("auto", "resize", "patch"):
         raise TrainingError(f"unknown crop '{c.crop}'; choose auto, resize or patch")
     if c.task == "repair":

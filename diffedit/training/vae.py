@@ -120,6 +120,8 @@ class VAETrainer:
             raise TrainingError("--time-limit is not supported for --task vae yet; set --steps instead")
         if c.init is not None:
             raise TrainingError("--init is not supported for --task vae yet (it fine-tunes diffusion models)")
+        if c.loss != "mse":
+            raise TrainingError(f"--loss {c.loss} is for diffusion models; --task vae trains with L1 + KL")
         if c.kl_weight < 0:
             raise TrainingError(f"kl-weight must not be negative, not {c.kl_weight}")
         if c.latent or c.vae:
