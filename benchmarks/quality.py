@@ -57,16 +57,17 @@ def rgba(rgb: np.ndarray) -> np.ndarray:
 
 
 class Runner:
-    """Runs a task of the plugin registry on the CPU, as `diffedit run` does."""
+    """Runs a task of the plugin registry (on the CPU unless told), as `diffedit run` does."""
 
-    def __init__(self, model: str) -> None:
+    def __init__(self, model: str, device: str = "cpu", precision: str = "auto") -> None:
         self.registry = PluginHost(Settings()).discover()
-        self.model = model
+        self.model, self.device, self.precision = model, device, precision
 
     def __call__(self, task: str, image: np.ndarray, mask: np.ndarray | None = None, **values: Any) -> np.ndarray:
         spec = self.registry.tasks[task]
         params = make_params(spec.params, {"seed": 0, **values})
-        request = TaskRequest(task=task, params=params, model=self.model, image=rgba(image), mask=mask, device="cpu")
+        request = TaskRequest(task=task, params=params, model=self.model, image=rgba(image), mask=mask,
+                              device=self.device, precision=self.precision)
         result = run_task(request, self.registry)
         out = result.image
         if task == "inpaint":  # a patch whose alpha is its blend weight, placed at result.offset
