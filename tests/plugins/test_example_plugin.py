@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,13 @@ def _check_sharpened(photo: Path, out: Path) -> None:
 
 def test_pip_installed_plugin_is_discovered_listed_and_run(tmp_path: Path, photo: Path) -> None:
     target = tmp_path / "site"
+    # built from a copy: setuptools writes build/ and an .egg-info beside the sources, and an .egg-info in
+    # the checkout (on sys.path through the example's conftest) made the plugin look pip-installed to
+    # every later test in the same process
+    source = shutil.copytree(EXAMPLE, tmp_path / "example-sharpen",
+                             ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                          "--target", str(target), str(EXAMPLE)], capture_output=True, text=True, timeout=300)
+                          "--target", str(target), str(source)], capture_output=True, text=True, timeout=300)
     assert pip.returncode == 0, pip.stderr
     env = {"PYTHONPATH": str(target), "DIFFEDIT_CONFIG_DIR": str(tmp_path / "cfg")}
     listed = _diffedit("plugins", "list", "--json", env=env)
