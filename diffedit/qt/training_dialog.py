@@ -56,7 +56,7 @@ from diffedit.models_registry import SHIPPED_MODELS, model_folders
 from diffedit.qt.loss_chart import LossChart
 from diffedit.qt.workers import HEAVY_IMPORT_LOCK, error_text
 from diffedit.settings import Settings, config_dir
-from diffedit.training.config import Progress, TrainConfig
+from diffedit.training.config import LOSSES, Progress, TrainConfig
 from diffedit.training.data import IMAGE_EXTENSIONS, DataSummary, summarize
 
 # setup.TRAINABLE_TASKS (without importing torch), plus "vae": the AutoencoderKL that latent runs train on
@@ -370,8 +370,14 @@ class TrainingDialog(QDialog):
         self.precision_combo.setToolTip("auto: bf16 where the GPU supports it, else fp16")
         precision_note = QLabel("half precision (fp16/bf16) applies on CUDA only; elsewhere fp32")
         precision_note.setEnabled(False)  # greyed: a note, not a setting
+        self.loss_combo = QComboBox()
+        self.loss_combo.addItems(list(LOSSES))
+        self.loss_combo.setToolTip("mse: the mean squared error; log-mse: the mean of each image's log error, i.e. "
+                                   "the mean PSNR, so that light damage weighs as much as heavy damage in a "
+                                   "repair model (a VAE always trains with L1 + KL)")
         form.addRow("Learning rate", _row(self.lr_spin, QLabel("  precision"), self.precision_combo,
                                           precision_note, stretch=True))
+        form.addRow("Loss", _row(self.loss_combo, stretch=True))
         self.device_combo = QComboBox()
         self.device_combo.addItems(list(DEVICES))
         preferred = Settings.load().device
@@ -398,7 +404,8 @@ class TrainingDialog(QDialog):
                                                  self.latent_check, self.vae_edit, self.vae_browse,
                                                  self.preset_combo, self.size_combo, self.batch_spin,
                                                  self.every_spin, self.lr_spin, self.precision_combo,
-                                                 self.device_combo, self.out_edit, out_browse, self.name_edit]
+                                                 self.loss_combo, self.device_combo, self.out_edit, out_browse,
+                                                 self.name_edit]
 
         live = QGroupBox("Training")
         grid = QGridLayout(live)
@@ -560,7 +567,8 @@ class TrainingDialog(QDialog):
             "precision": self.precision_combo.currentText(), "latent": latent,
             "vae": str(Path(self.vae_edit.text().strip()).expanduser()) if latent else None,
             "text_encoder": self.text_encoder() if self.conditioning() == "text" else _DEFAULTS.text_encoder,
-            "resume": resume, "time_limit": self.time_limit_spin.value() * 60.0 or None}
+            "resume": resume, "time_limit": self.time_limit_spin.value() * 60.0 or None,
+            "loss": self.loss_combo.currentText() if self.task_combo.currentText() != "vae" else "mse"}
         values.update(self.overrides)
         return TrainConfig(**values)
 
@@ -872,6 +880,7 @@ class TrainingDialog(QDialog):
         task = self.task_combo.currentText()
         self.cond_combo.setEnabled(editable and task == "generate")
         self.latent_check.setEnabled(editable and task != "vae")
+        self.loss_combo.setEnabled(editable and task != "vae")
         for w in (self.vae_edit, self.vae_browse):
             w.setEnabled(editable and self.latent())
         self.text_edit.setEnabled(editable and self.text_combo.currentData() == "folder")

@@ -196,6 +196,13 @@ def test_form_fields_build_the_config(qtbot, dialog: TrainingDialog, env: Path, 
     dialog.time_limit_spin.setValue(90)
     assert dialog.build_config().time_limit == 90 * 60.0  # minutes in the form, seconds in the config
     dialog.time_limit_spin.setValue(0)
+    assert config.loss == "mse" and dialog.loss_combo.isEnabled()
+    dialog.loss_combo.setCurrentText("log-mse")
+    assert dialog.build_config().loss == "log-mse"
+    dialog.task_combo.setCurrentText("vae")  # a VAE trains with L1 + KL: the choice does not apply
+    assert not dialog.loss_combo.isEnabled() and dialog.build_config().loss == "mse"
+    dialog.task_combo.setCurrentText("generate")
+    dialog.loss_combo.setCurrentText("mse")
 
     dialog.lr_spin.setValue(5e-5)
     dialog.precision_combo.setCurrentText("bf16")
