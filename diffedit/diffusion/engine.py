@@ -197,6 +197,17 @@ def preview_rgba(run: Run, x0: torch.Tensor) -> np.ndarray:
 
 
 # -- the model function ------------------------------------------------------------------------------
+def _rows(t: torch.Tensor, n: int) -> torch.Tensor:
+    """`t` for a batch of n rows: as it is, one row expanded, or repeated (CFG doubles a batch of tiles)."""
+    if t.shape[0] == n:
+        return t
+    if t.shape[0] == 1:
+        return t.expand(n, *t.shape[1:])
+    if n % t.shape[0]:
+        raise ValueError(f"a condition of {t.shape[0]} rows cannot serve a batch of {n}")
+    return t.repeat(n // t.shape[0], *([1] * (t.dim() - 1)))
+
+
 def conditioned_model(run: Run, *, concat: torch.Tensor | None = None, class_index: int | None = None,
                       prompt: str = "", negative_prompt: str = "", guidance_scale: float = 1.0) -> ModelFn:
     """The UNet as the loop's ModelFn, with concatenated channels, class or text conditioning and CFG."""
@@ -211,7 +222,7 @@ def conditioned_model(run: Run, *, concat: torch.Tensor | None = None, class_ind
                         "without one")
 
     def call(x_in: torch.Tensor, t: torch.Tensor, extra: dict[str, Any]) -> torch.Tensor:
-        cond = concat.expand(x_in.shape[0], -1, -1, -1).to(x_in) if concat is not None else None
+        cond = _rows(concat, x_in.shape[0]).to(x_in) if concat is not None else None
         if cond is not None:
             x_in = torch.cat([x_in, cond], dim=1)
         with torch.no_grad():
@@ -267,10 +278,12 @@ def class_index_for(run: Run, class_name: str) -> int | None:
 # -- sampling ----------------------------------------------------------------------------------------
 def sample(run: Run, model_fn: ModelFn, shape: tuple[int, ...], *, init: torch.Tensor | None = None,
            strength: float = 1.0, noise: torch.Tensor | None = None, blend: BlendFn | None = None,
-           step_offset: int = 0, step_total: int | None = None, resample: int = 1) -> torch.Tensor:
+           step_offset: int = 0, step_total: int | None = None, resample: int = 1,
+           step_weight: int = 1) -> torch.Tensor:
     """Run the loop with the run's sampler, seed, cancel token and progress (with previews).
 
-    `step_offset`/`step_total` let a task that samples several tiles report one continuous progress.
+    `step_offset`/`step_total` let a task that samples several tiles report one continuous progress;
+    `step_weight` counts each step that many times (a batch of tiles sampled together).
     """
     scheduler = make_scheduler(run.sampler, run.model.scheduler_config)
     context = run.context
@@ -280,7 +293,8 @@ def sample(run: Run, model_fn: ModelFn, shape: tuple[int, ...], *, init: torch.T
     def report(step: LoopStep) -> None:
         total = step_total or step.total
         preview = preview_rgba(run, step.x0) if step.x0 is not None else None
-        context.report(StepProgress(step=step_offset + step.step, total=total, evaluations=step.evaluations,
+        context.report(StepProgress(step=step_offset + step.step * step_weight, total=total,
+                                    evaluations=step.evaluations,
                                     preview=preview))
 
     with torch.no_grad(), translate_out_of_memory(run.device):

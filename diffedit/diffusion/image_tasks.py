@@ -68,6 +68,20 @@ def _unoriented(x: torch.Tensor, turns: int, flip: bool) -> torch.Tensor:
     return x.flip(3) if flip else x
 
 
+# Pixels of tiles sampled in one UNet call on a GPU (16 tiles of 128 px; one of 512 px or more)
+TILE_BATCH_PIXELS = 16 * 128 * 128
+TILE_BATCH_MAX = 16
+
+
+def tile_batch(run: Run, tile: int) -> int:
+    """How many tiles to sample together. One on the CPU: there a batch saves little and the results
+    stay those of sampling tile by tile. On a GPU, small tiles one by one leave it waiting on kernel
+    launches (measured on an H100: a 2048 px restore was 361 tiles of 128 px at 13 ms each)."""
+    if run.device.type == "cpu":
+        return 1
+    return max(1, min(TILE_BATCH_MAX, TILE_BATCH_PIXELS // (tile * tile)))
+
+
 def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | None = None, strength: float = 1.0,
                        guidance_scale: float = 1.0, tile: int = 0, overlap: int = 16, prompt: str = "",
                        negative_prompt: str = "", ensemble: bool = False) -> np.ndarray:
@@ -92,23 +106,30 @@ def sample_conditioned(run: Run, cond_rgba: np.ndarray, *, class_index: int | No
     done = [0]
     steps_per_tile = max(1, int(run.steps * strength) if strength < 1 else run.steps)
 
-    def one_tile(cond_tile: torch.Tensor) -> torch.Tensor:
-        padded, box = pad_to_multiple(cond_tile, multiple)
+    def tiles(cond_tiles: torch.Tensor) -> torch.Tensor:
+        padded, box = pad_to_multiple(cond_tiles, multiple)
         cond_model = encode_condition(run, padded)
         model_fn = conditioned_model(run, concat=cond_model, class_index=class_index, guidance_scale=guidance_scale,
                                      prompt=prompt, negative_prompt=negative_prompt)
-        shape = (1, generated_channels(run), padded.shape[2] // f, padded.shape[3] // f)
+        n = padded.shape[0]
+        shape = (n, generated_channels(run), padded.shape[2] // f, padded.shape[3] // f)
         # start from the degraded image itself when the model generates the same kind of image
         init = to_model_space(run, padded) if strength < 1 and run.manifest.channels == 3 else None
-        out = sample(run, model_fn, shape, init=init, strength=strength if init is not None else 1.0,
-                     step_offset=done[0] * steps_per_tile, step_total=n_tiles * steps_per_tile)
-        done[0] += 1
+        # each tile's start noise drawn as sampling it alone would: a batch changes only the speed
+        # (deterministic samplers; ancestral ones draw their later noise for the whole batch)
+        noise = torch.cat([torch.randn((1, *shape[1:]), generator=run.generator, device=run.generator.device,
+                                       dtype=run.dtype) for _ in range(n)]) if n > 1 else None
+        out = sample(run, model_fn, shape, init=init, strength=strength if init is not None else 1.0, noise=noise,
+                     step_offset=done[0] * steps_per_tile, step_total=n_tiles * steps_per_tile, step_weight=n)
+        done[0] += n
         return crop_back(from_model_space(run, out), box)
 
+    batch = tile_batch(run, tile)
     total: torch.Tensor | None = None
     for turns, flip in orientations:
         x = _oriented(cond_full, turns, flip)
-        out = run_tiled(one_tile, x, tile, overlap if tile_count(x.shape[2], x.shape[3], tile, overlap) > 1 else 0)
+        out = run_tiled(tiles, x, tile, overlap if tile_count(x.shape[2], x.shape[3], tile, overlap) > 1 else 0,
+                        batch=batch)
         out = _unoriented(out, turns, flip).float()
         total = out if total is None else total + out
     assert total is not None

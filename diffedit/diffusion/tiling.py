@@ -60,20 +60,23 @@ def _axis_weights(start: int, size: int, length: int, overlap: int, margin: int,
 
 
 def run_tiled(fn: Callable[[Any], Any], image: Any, tile: int, overlap: int, scale: int = 1, *,
-              margin: int | None = None, progress: Callable[[int, int], None] | None = None) -> Any:
+              margin: int | None = None, progress: Callable[[int, int], None] | None = None,
+              batch: int = 1) -> Any:
     """`fn` over (B, C, H, W) `image` in tiles of at most `tile` x `tile` pixels, blended seamlessly.
 
     `fn` maps a (B, C, h, w) tile to (B, C', h*scale, w*scale). `margin` (default overlap // 4, at
     most (overlap - 1) // 2) is the receptive-field radius, in input pixels, for which the result is
-    exact. `progress(done, total)` is called after each tile. Images no larger than one tile make a
-    single call.
+    exact. `progress(done, total)` is called after each call of `fn`. Images no larger than one tile
+    make a single call. `batch` > 1 stacks up to that many tiles (all the same size) along the first
+    dimension into one call: a GPU runs many small tiles in the time of one.
     """
     import torch
 
     if image.dim() != 4:
         raise ValueError(f"run_tiled needs a (B, C, H, W) tensor, not shape {tuple(image.shape)}")
-    if tile < 1 or not 0 <= overlap < tile or scale < 1:
-        raise ValueError(f"need tile >= 1, 0 <= overlap < tile and scale >= 1 (got {tile}, {overlap}, {scale})")
+    if tile < 1 or not 0 <= overlap < tile or scale < 1 or batch < 1:
+        raise ValueError(f"need tile >= 1, 0 <= overlap < tile, scale >= 1 and batch >= 1 "
+                         f"(got {tile}, {overlap}, {scale}, {batch})")
     margin = overlap // 4 if margin is None else margin
     if overlap and not 0 <= 2 * margin < overlap:
         raise ValueError(f"margin {margin} must be at least 0 and less than half the overlap {overlap}")
@@ -86,26 +89,27 @@ def run_tiled(fn: Callable[[Any], Any], image: Any, tile: int, overlap: int, sca
         return out
     th, tw = min(tile, height), min(tile, width)
     ys, xs = _starts(height, th, tile - overlap), _starts(width, tw, tile - overlap)
-    total, done = len(ys) * len(xs), 0
+    origins = [(y, x) for y in ys for x in xs]
+    n = image.shape[0]
     out = weight_sum = None
     dtype = image.dtype
-    for y in ys:
-        wy = torch.tensor(_axis_weights(y, th, height, overlap, margin, scale), device=image.device)
-        for x in xs:
-            result = fn(image[..., y:y + th, x:x + tw])
-            _check_shape(result, image.shape, th, tw, scale)
-            if out is None:
-                dtype = result.dtype
-                out = torch.zeros((*result.shape[:-2], height * scale, width * scale), device=result.device)
-                weight_sum = torch.zeros((height * scale, width * scale), device=result.device)
-            wx = torch.tensor(_axis_weights(x, tw, width, overlap, margin, scale), device=image.device)
+    for first in range(0, len(origins), batch):
+        chunk = origins[first:first + batch]
+        results = fn(torch.cat([image[..., y:y + th, x:x + tw] for y, x in chunk]))
+        _check_shape(results, (n * len(chunk), *image.shape[1:]), th, tw, scale)
+        if out is None:
+            dtype = results.dtype
+            out = torch.zeros((n, *results.shape[1:-2], height * scale, width * scale), device=results.device)
+            weight_sum = torch.zeros((height * scale, width * scale), device=results.device)
+        for i, (y, x) in enumerate(chunk):
+            wy = torch.tensor(_axis_weights(y, th, height, overlap, margin, scale))
+            wx = torch.tensor(_axis_weights(x, tw, width, overlap, margin, scale))
             weight = (wy[:, None] * wx[None, :]).to(out.device)
             rows, cols = slice(y * scale, (y + th) * scale), slice(x * scale, (x + tw) * scale)
-            out[..., rows, cols] += result.float() * weight
+            out[..., rows, cols] += results[i * n:(i + 1) * n].float() * weight
             weight_sum[rows, cols] += weight
-            done += 1
-            if progress is not None:
-                progress(done, total)
+        if progress is not None:
+            progress(first + len(chunk), len(origins))
     assert out is not None and weight_sum is not None
     return (out / weight_sum).to(dtype)
 

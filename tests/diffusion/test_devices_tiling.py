@@ -176,6 +176,28 @@ def test_per_tile_differences_are_blended_without_seams() -> None:
     assert (hard[:, 1:] - hard[:, :-1]).abs().max() >= 1  # without overlap, the seam is there
 
 
+@pytest.mark.parametrize("batch", [2, 4, 100])
+def test_batched_tiles_give_the_unbatched_result_in_fewer_calls(batch: int) -> None:
+    image = torch.randn(2, 3, 70, 101)  # two images: tiles stack as [tile 1 of both, tile 2 of both, ...]
+    conv = _conv(1, 3, 5)
+
+    def upscale(t: torch.Tensor) -> torch.Tensor:
+        return conv(F.interpolate(t, scale_factor=2, mode="nearest"))
+
+    calls, ticks = [], []
+
+    def counted(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape[0])
+        return upscale(t)
+
+    one = run_tiled(upscale, image, 32, 8, scale=2)
+    out = run_tiled(counted, image, 32, 8, scale=2, batch=batch, progress=lambda d, t: ticks.append((d, t)))
+    tiles = 3 * 4  # origins 0, 24, 38 down and 0, 24, 48, 69 across
+    assert torch.allclose(out, one, atol=1e-5) and torch.allclose(out, upscale(image), atol=1e-5)
+    assert calls == [2 * min(batch, tiles - k) for k in range(0, tiles, batch)]
+    assert ticks == [(min(k + batch, tiles), tiles) for k in range(0, tiles, batch)]
+
+
 def test_small_images_make_one_call_and_bad_arguments_are_refused() -> None:
     calls = []
     image = torch.randn(1, 3, 20, 30)
@@ -184,6 +206,8 @@ def test_small_images_make_one_call_and_bad_arguments_are_refused() -> None:
     for tile, overlap, scale in ((32, 32, 1), (0, 0, 1), (32, -1, 1), (32, 8, 0)):
         with pytest.raises(ValueError):
             run_tiled(lambda t: t, torch.randn(1, 1, 64, 64), tile, overlap, scale)
+    with pytest.raises(ValueError, match="batch >= 1"):
+        run_tiled(lambda t: t, torch.randn(1, 1, 64, 64), 32, 8, batch=0)
     with pytest.raises(ValueError, match="margin"):
         run_tiled(lambda t: t, torch.randn(1, 1, 64, 64), 32, 8, margin=4)
     with pytest.raises(ValueError, match="returned shape"):

@@ -255,3 +255,42 @@ def test_the_self_ensemble_keeps_what_every_orientation_agrees_on(registry, zero
     single = _run(registry, "restore", folder, image)
     both = _run(registry, "restore", folder, image, ensemble=True)
     assert both.image.shape == single.image.shape and not np.array_equal(both.image, single.image)
+
+
+def test_tiles_sampled_in_batches_give_the_tile_by_tile_result(registry, tmp_path, monkeypatch) -> None:
+    """On a GPU tiles go through the UNet in batches (image_tasks.tile_batch); each tile's start noise
+    is drawn as alone, so a deterministic sampler gives the same image, and progress still ends at 100%."""
+    from diffedit.diffusion import image_tasks
+    from diffedit.tasks.base import RunContext
+
+    folder = tmp_path / "random"
+    save_checkpoint(folder, _repair_bundle(seed=3))
+    image = _photo(70, 90)  # tiny preset: 32 px tiles, 4 x 5 of them
+
+    def run(batch: int, **values) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        monkeypatch.setattr(image_tasks, "tile_batch", lambda run, tile: batch)
+        ticks: list[tuple[int, int]] = []
+        params = make_params(registry.tasks["restore"].params, {"seed": 3, **values})
+        request = TaskRequest(task="restore", params=params, model=str(folder), image=image, device="cpu")
+        result = run_task(request, registry, RunContext(progress=lambda p: ticks.append((p.step, p.total))))
+        return result.image, ticks
+
+    for values in ({"steps": 1}, {"steps": 3, "sampler": "ddim"}, {"steps": 1, "ensemble": True}):
+        alone, alone_ticks = run(1, **values)
+        batched, ticks = run(6, **values)
+        assert np.abs(batched.astype(int) - alone.astype(int)).max() <= 1, values
+        assert ticks[-1][0] == ticks[-1][1] == alone_ticks[-1][1], values
+        assert [s for s, _ in ticks] == sorted(s for s, _ in ticks) and len(ticks) < len(alone_ticks), values
+    # a different seed gives different noise: the comparison above is not vacuous
+    other, _ = run(6, steps=3, sampler="ddim", seed=4)
+    assert not np.array_equal(other, run(6, steps=3, sampler="ddim")[0])
+
+
+def test_tile_batch_is_one_on_the_cpu_and_bounded_on_a_gpu() -> None:
+    from types import SimpleNamespace
+
+    from diffedit.diffusion.image_tasks import TILE_BATCH_MAX, tile_batch
+
+    cpu, gpu = SimpleNamespace(device=torch.device("cpu")), SimpleNamespace(device=torch.device("cuda"))
+    assert tile_batch(cpu, 128) == 1
+    assert tile_batch(gpu, 128) == TILE_BATCH_MAX and tile_batch(gpu, 256) == 4 and tile_batch(gpu, 1024) == 1
