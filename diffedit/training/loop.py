@@ -38,6 +38,21 @@ def _seed(*parts: int) -> int:
 TIME_FIT_MIN_STEPS = 10  # steps timed before a time limit sets the run's length
 
 
+def fitted_total(step: int, first_step: int, started: float, now: float, deadline: float, total: int,
+                 steps: int, reserve: float) -> int:
+    """The step a time-limited run should end at so that it ends, with a final checkpoint taking
+    `reserve` seconds, by `deadline`: the rate is measured over this session's steps (checkpoints
+    included) and re-measured every step, so the cosine schedule is stretched or shortened to the
+    clock. `total` stands until TIME_FIT_MIN_STEPS were timed; `steps` is the upper bound."""
+    done = step - first_step
+    if now >= deadline:
+        return step
+    if done < TIME_FIT_MIN_STEPS:
+        return total
+    per_step = (now - started) / done
+    return max(step, min(steps, step + max(0, int((deadline - now - reserve) / per_step))))
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up, then cosine decay to zero at `total`."""
     if step < warmup:
@@ -287,22 +302,13 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------------------------
     def _fit_to_time_limit(self, first_step: int, started: float, deadline: float) -> None:
-        """Set `total` so the run ends, final checkpoint included, by `deadline`.
+        """Set `total` so the run ends, final checkpoint included, by `deadline` (see `fitted_total`).
 
-        The rate is measured over this session's steps, checkpoints included, and re-measured every
-        step, so the cosine schedule is stretched or shortened to the clock. Every rank takes rank 0's
-        answer (ranks that stopped at different steps would wait for each other for ever).
+        Every rank takes rank 0's answer (ranks that stopped at different steps would wait for each
+        other for ever).
         """
-        now = time.perf_counter()
-        done = self.step - first_step
-        if now >= deadline:
-            total = self.step
-        elif done < TIME_FIT_MIN_STEPS:
-            total = self.total
-        else:
-            per_step = (now - started) / done
-            remaining = deadline - now - self._checkpoint_seconds
-            total = min(self.config.steps, self.step + max(0, int(remaining / per_step)))
+        total = fitted_total(self.step, first_step, started, time.perf_counter(), deadline, self.total,
+                             self.config.steps, self._checkpoint_seconds)
         self.total = max(self.step, distributed.from_rank0(total, self.dist, self.device))
 
     def run(self) -> Iterator[Progress]:

@@ -30,7 +30,7 @@ from diffedit.training import data as data_mod
 from diffedit.training import distributed, state
 from diffedit.training.config import Progress, StepTimer, TrainConfig, TrainingError
 from diffedit.training.ema import EMA
-from diffedit.training.loop import lr_factor
+from diffedit.training.loop import fitted_total, lr_factor
 from diffedit.training.setup import check_same_settings, fit_scaling_factor
 
 VAE_FOLDER = "vae"
@@ -91,9 +91,11 @@ class VAETrainer:
             self.vae = diffusers.AutoencoderKL.from_config(vae_cfg)
         self.vae.to(self.device).train()
         self.optimizer = torch.optim.AdamW(self.vae.parameters(), lr=c.lr, weight_decay=c.weight_decay)
-        self.warmup = c.warmup if c.warmup is not None else min(500, max(1, c.steps // 20))
+        # the step the run ends at: `steps`, or fewer when a time limit fits the schedule to the clock
+        self.total = c.steps
         self.lr_schedule = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, c.steps, self.warmup))
+            self.optimizer, lambda s: lr_factor(s, self.total, self.warmup))
+        self._checkpoint_seconds = 0.0  # the longest checkpoint so far: a time limit keeps room for the last
         self.ema = EMA(self.vae, c.ema_decay)  # the VAE that is saved and validated
         self.step = 0
         self.saved_step: int | None = None  # the step of the last checkpoint written by this trainer
@@ -107,6 +109,12 @@ class VAETrainer:
         self._fixed = _pixels([data_mod.load_example(it, self.size, self.channels, rng, augment=False).image
                                for it in fixed])
 
+    @property
+    def warmup(self) -> int:
+        """Warm-up steps: as asked, else 5% of the run (of its fitted length under a time limit), at most 500."""
+        c = self.config
+        return c.warmup if c.warmup is not None else min(500, max(1, self.total // 20))
+
     @staticmethod
     def _check(c: TrainConfig) -> None:
         if c.preset not in PRESETS:
@@ -116,8 +124,8 @@ class VAETrainer:
                 raise TrainingError(f"{key.replace('_', '-')} must be at least 1, not {getattr(c, key)}")
         if not c.lr > 0:
             raise TrainingError(f"lr must be positive, not {c.lr}")
-        if c.time_limit is not None:
-            raise TrainingError("--time-limit is not supported for --task vae yet; set --steps instead")
+        if c.time_limit is not None and not c.time_limit > 0:
+            raise TrainingError(f"the time limit must be positive, not {c.time_limit:g} s")
         if c.init is not None:
             raise TrainingError("--init is not supported for --task vae yet (it fine-tunes diffusion models)")
         if c.loss != "mse":
@@ -148,7 +156,7 @@ class VAETrainer:
         return {"step": self.step, "vae": self.vae.state_dict(), "ema": self.ema.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "lr_schedule": self.lr_schedule.state_dict(),
                 "rng": {"torch": torch.get_rng_state()}, "config": self.config.to_json(),
-                "data_count": len(self.index.items)}
+                "data_count": len(self.index.items), "total": self.total}
 
     def _load_state(self, saved: dict[str, Any]) -> None:
         self.step = int(saved["step"])
@@ -157,6 +165,9 @@ class VAETrainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.lr_schedule.load_state_dict(saved["lr_schedule"])
         torch.set_rng_state(saved["rng"]["torch"])
+        fitted = int(saved.get("total", self.config.steps))
+        if self.config.time_limit and self.step < fitted:  # as Trainer: an interrupted run keeps its schedule
+            self.total = min(self.config.steps, fitted)
 
     # -- loss --------------------------------------------------------------------------------------
     def loss(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -225,25 +236,33 @@ class VAETrainer:
 
     # -- the run -----------------------------------------------------------------------------------
     def run(self) -> Iterator[Progress]:
-        """Train to `config.steps`, yielding after every step; checkpoints every checkpoint_every steps."""
+        """Train to `config.steps` (or as far as `config.time_limit` allows), yielding after every step;
+        checkpoints every checkpoint_every steps and at the end."""
         c = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         if c.resume:
             state.remove_after(self.out, self.step)
         log = state.MetricsLog(self.out / "metrics.jsonl")
-        start, timer = time.perf_counter(), StepTimer()
+        start, timer, first_step = time.perf_counter(), StepTimer(), self.step
+        deadline = start + c.time_limit if c.time_limit else None
         try:
-            while self.step < c.steps:
+            while self.step < self.total:
                 t0 = time.perf_counter()
                 loss, lr = self._train_step()
                 per_step = timer.add(time.perf_counter() - t0)
+                if deadline is not None:
+                    self.total = fitted_total(self.step, first_step, start, time.perf_counter(), deadline,
+                                              self.total, c.steps, self._checkpoint_seconds)
                 log.write({"step": self.step, "loss": loss, "lr": lr, "images_per_s": round(c.batch / per_step, 3)})
                 folder: Path | None = None
                 val = None
-                if self.step % c.checkpoint_every == 0 or self.step == c.steps:
+                if self.step % c.checkpoint_every == 0 or self.step == self.total:
+                    saving = time.perf_counter()
                     folder, val = self.checkpoint()
+                    self._checkpoint_seconds = max(self._checkpoint_seconds, time.perf_counter() - saving)
                     log.write({"step": self.step, "val_loss": val, "checkpoint": str(folder)})
-                yield Progress(self.step, c.steps, loss, lr, c.batch / per_step, (c.steps - self.step) * per_step,
-                               time.perf_counter() - start, val, str(folder) if folder else None)
+                yield Progress(self.step, self.total, loss, lr, c.batch / per_step,
+                               (self.total - self.step) * per_step, time.perf_counter() - start, val,
+                               str(folder) if folder else None)
         finally:
             log.close()

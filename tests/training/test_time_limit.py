@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from diffedit.commands.train import main, parse_duration
-from diffedit.training import loop, state
+from diffedit.training import loop, state, vae
 from diffedit.training.config import TrainingError
 from diffedit.training.loop import TIME_FIT_MIN_STEPS, Trainer
 from diffedit.training.vae import VAETrainer
@@ -93,11 +93,36 @@ def test_bad_time_limits_and_worker_counts_are_refused(image_folder, tiny, tmp_p
     assert not (tmp_path / "out").exists()
 
 
-def test_vae_training_refuses_a_time_limit(image_folder, tiny, tmp_path) -> None:
-    with pytest.raises(TrainingError, match="--time-limit is not supported for --task vae"):
-        VAETrainer(tiny(image_folder(n=4), tmp_path / "out", task="vae", batch=2, time_limit=60))
+def test_vae_training_refuses_init(image_folder, tiny, tmp_path) -> None:
     with pytest.raises(TrainingError, match="--init is not supported for --task vae"):
         VAETrainer(tiny(image_folder(n=4), tmp_path / "out", task="vae", batch=2, init=str(tmp_path)))
+    with pytest.raises(TrainingError, match="the time limit must be positive"):
+        VAETrainer(tiny(image_folder(n=4), tmp_path / "out", task="vae", batch=2, time_limit=-5))
+
+
+def test_a_time_limited_vae_run_ends_with_its_vae_and_the_end_of_its_schedule(image_folder, tiny, tmp_path,
+                                                                                monkeypatch) -> None:
+    root, out = image_folder(n=6), tmp_path / "vae"
+    settings = {"task": "vae", "steps": 1_000_000, "time_limit": 20, "checkpoint_every": 15, "batch": 2,
+                "lr": 1e-3}
+    trainer = VAETrainer(tiny(root, out, **settings))
+    monkeypatch.setattr(vae, "time", SimpleNamespace(perf_counter=lambda: float(trainer.step)))  # 1 s a step
+    progress = []
+    for p in trainer.run():
+        progress.append(p)
+        if p.step == 15:  # interrupted after the checkpoint of step 15
+            break
+    assert trainer.total == 20 and progress[-1].total == 20 and progress[-1].checkpoint == str(out / "vae")
+    assert all(p.total == 1_000_000 for p in progress[: TIME_FIT_MIN_STEPS - 1])
+    resumed = VAETrainer(tiny(root, out, resume=True, **settings))
+    assert resumed.step == 15 and resumed.total == 20  # the saved, fitted length
+    monkeypatch.setattr(vae, "time", SimpleNamespace(perf_counter=lambda: float(resumed.step - 15)))
+    rest = list(resumed.run())
+    assert [p.step for p in rest] == [16, 17, 18, 19, 20]
+    assert rest[-1].checkpoint == str(out / "vae") and rest[-1].eta_s == 0
+    assert [s for s, _ in state.completed(out, vae.MARKER)][-1] == 20
+    lrs = [json.loads(line)["lr"] for line in (out / "metrics.jsonl").read_text().splitlines() if '"lr"' in line]
+    assert len(lrs) == 20 and lrs[-1] < 0.01 * 1e-3  # the cosine fitted to 20 steps reached its end
 
 
 def test_a_resumed_time_limited_run_keeps_its_fitted_schedule(image_folder, tiny, tmp_path, monkeypatch) -> None:
