@@ -53,6 +53,18 @@ def fitted_total(step: int, first_step: int, started: float, now: float, deadlin
     return max(step, min(steps, step + max(0, int((deadline - now - reserve) / per_step))))
 
 
+def warmup_steps(config: TrainConfig, total: int) -> int:
+    """Warm-up steps: as asked, else 5% of the run (of its fitted length under a time limit), at most 500."""
+    return config.warmup if config.warmup is not None else min(500, max(1, total // 20))
+
+
+def resumed_total(config: TrainConfig, step: int, saved: dict[str, Any]) -> int:
+    """The run's length after a resume: an interrupted time-limited run keeps its fitted schedule until
+    this session has timed its own steps; one that ran to its end (its schedule had ended) starts anew."""
+    fitted = int(saved.get("total", config.steps))
+    return min(config.steps, fitted) if config.time_limit and step < fitted else config.steps
+
+
 def lr_factor(step: int, total: int, warmup: int) -> float:
     """Linear warm-up, then cosine decay to zero at `total`."""
     if step < warmup:
@@ -131,9 +143,7 @@ class Trainer:
 
     @property
     def warmup(self) -> int:
-        """Warm-up steps: as asked, else 5% of the run (of its fitted length under a time limit), at most 500."""
-        c = self.config
-        return c.warmup if c.warmup is not None else min(500, max(1, self.total // 20))
+        return warmup_steps(self.config, self.total)
 
     @property
     def crop(self) -> str:
@@ -175,11 +185,7 @@ class Trainer:
         if "cuda" in saved["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(saved["rng"]["cuda"])
         self.best_val = float(saved.get("best_val", math.inf))
-        fitted = int(saved.get("total", self.config.steps))
-        if self.config.time_limit and self.step < fitted:
-            # an interrupted time-limited run keeps its fitted schedule until this session has timed its own
-            # steps; one that ran to its end starts a new length (its schedule had ended)
-            self.total = min(self.config.steps, fitted)
+        self.total = resumed_total(self.config, self.step, saved)
         if (self.out / "best").is_dir() and math.isfinite(self.best_val):
             self.best_checkpoint = self.out / "best"
 

@@ -30,7 +30,7 @@ from diffedit.training import data as data_mod
 from diffedit.training import distributed, state
 from diffedit.training.config import Progress, StepTimer, TrainConfig, TrainingError
 from diffedit.training.ema import EMA
-from diffedit.training.loop import fitted_total, lr_factor
+from diffedit.training.loop import fitted_total, lr_factor, resumed_total, warmup_steps
 from diffedit.training.setup import check_same_settings, fit_scaling_factor
 
 VAE_FOLDER = "vae"
@@ -111,9 +111,7 @@ class VAETrainer:
 
     @property
     def warmup(self) -> int:
-        """Warm-up steps: as asked, else 5% of the run (of its fitted length under a time limit), at most 500."""
-        c = self.config
-        return c.warmup if c.warmup is not None else min(500, max(1, self.total // 20))
+        return warmup_steps(self.config, self.total)
 
     @staticmethod
     def _check(c: TrainConfig) -> None:
@@ -165,9 +163,7 @@ class VAETrainer:
         self.optimizer.load_state_dict(saved["optimizer"])
         self.lr_schedule.load_state_dict(saved["lr_schedule"])
         torch.set_rng_state(saved["rng"]["torch"])
-        fitted = int(saved.get("total", self.config.steps))
-        if self.config.time_limit and self.step < fitted:  # as Trainer: an interrupted run keeps its schedule
-            self.total = min(self.config.steps, fitted)
+        self.total = resumed_total(self.config, self.step, saved)
 
     # -- loss --------------------------------------------------------------------------------------
     def loss(self, x: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
